@@ -1,0 +1,121 @@
+"""The one place that starts CASA.
+
+Modular CASA wants to download measures data at import time and writes a
+``casa-*.log`` into the current directory.  Both break an autonomous pipeline on an
+offline machine, so before the first ``import casatools`` we point
+``CASASITECONFIG`` at a site configuration written into the state directory:
+measures come from the installed ``casadata`` package, auto-updates are off and
+the log goes to ``<state>/logs/casa.log``.  The user's ``~/.casa`` is never
+touched.  A user who sets ``CASASITECONFIG`` themselves keeps their own file.
+
+The site file is executed by casaconfig without ``__file__`` and an error inside it
+silently discards the whole file (see PITFALLS.md), so it holds only plain
+assignments of literals.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+_started_log: Path | None = None
+
+SITE_CONFIG_NAME = "casasiteconfig.py"
+
+
+def _casadata_path() -> str:
+    import casadata  # the measures/ephemeris data, installed as a package
+
+    return str(Path(casadata.datapath).resolve())
+
+
+def site_config_text(state_dir: Path) -> str:
+    """Text of the site configuration for a state directory (plain assignments only)."""
+    data = _casadata_path()
+    log = str((Path(state_dir) / "logs" / "casa.log").resolve())
+    return (
+        "# Written by contimg: offline CASA with measures from the casadata package.\n"
+        f"measurespath = {data!r}\n"
+        f"datapath = [{data!r}]\n"
+        "measures_auto_update = False\n"
+        "data_auto_update = False\n"
+        "nogui = True\n"
+        f"logfile = {log!r}\n"
+    )
+
+
+def write_site_config(state_dir: Path) -> Path:
+    """Write (atomically) the site config into ``<state>/logs`` and return its path."""
+    state_dir = Path(state_dir)
+    logs = state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    target = logs / SITE_CONFIG_NAME
+    text = site_config_text(state_dir)
+    if target.exists() and target.read_text() == text:
+        return target
+    fd, tmp = tempfile.mkstemp(dir=logs, prefix=".casasite-", suffix=".py")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, target)
+    return target
+
+
+def start(state_dir: Path) -> Path:
+    """Prepare the environment so a later ``import casatools`` works offline.
+
+    Returns the CASA log path.  Idempotent; must run before casatools is imported
+    (if it was imported already, only the log file is redirected).
+    """
+    global _started_log
+    state_dir = Path(state_dir)
+    log = (state_dir / "logs" / "casa.log").resolve()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # casatasks imports matplotlib, which would otherwise cache fonts under ~/.cache.
+    os.environ.setdefault("MPLCONFIGDIR", str((state_dir / "cache" / "matplotlib").resolve()))
+    if "CASASITECONFIG" not in os.environ:
+        os.environ["CASASITECONFIG"] = str(write_site_config(state_dir).resolve())
+    if "casatools" in sys.modules and _started_log != log:
+        _route_log(log)
+    _started_log = log
+    return log
+
+
+def _route_log(log: Path) -> None:
+    casatools = sys.modules.get("casatools")
+    if casatools is not None:
+        casatools.logsink().setlogfile(str(log))
+    casatasks = sys.modules.get("casatasks")
+    if casatasks is not None:
+        casatasks.casalog.setlogfile(str(log))
+
+
+def _require_started() -> None:
+    if _started_log is None:
+        raise RuntimeError(
+            "contimg.casa.start(state_dir) must be called before using CASA "
+            "(it sets up offline measures and the log file)"
+        )
+
+
+def tools() -> ModuleType:
+    """The ``casatools`` module, imported offline with the log in the state directory."""
+    _require_started()
+    first = "casatools" not in sys.modules
+    mod = importlib.import_module("casatools")
+    if first:
+        _route_log(_started_log)
+    return mod
+
+
+def tasks() -> ModuleType:
+    """The ``casatasks`` module (imports casatools first, the offline way)."""
+    tools()
+    first = "casatasks" not in sys.modules
+    mod = importlib.import_module("casatasks")
+    if first:
+        _route_log(_started_log)
+    return mod

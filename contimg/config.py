@@ -1,0 +1,246 @@
+"""One typed configuration: defaults < TOML file < CONTIMG_* environment < flags.
+
+Every option is declared once in ``OPTIONS`` (section, name, type, default, help),
+so the loader, ``contimg config`` and the sample ``contimg.toml`` cannot disagree.
+Each effective value remembers where it came from, because "why is it using that
+directory?" is the first question an operator asks.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class ConfigError(ValueError):
+    """A bad configuration value or key (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    section: str
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.name}"
+
+    @property
+    def env(self) -> str:
+        return f"CONTIMG_{self.section}_{self.name}".upper()
+
+
+# Paths default to None: they are then derived from the state directory.
+OPTIONS: tuple[Option, ...] = (
+    Option("paths", "incoming", Path, None, "where subband files arrive (read only); default <home>/incoming"),
+    Option("paths", "staging", Path, None, "where every product is made; default <home>/staging"),
+    Option("paths", "products", Path, None, "where products are published; default <home>/products"),
+    Option("ingest", "group_tolerance_s", float, 60.0, "subbands whose start times differ by at most this are one observation"),
+    Option("ingest", "min_subbands", int, 12, "an observation with fewer subbands after the wait is marked incomplete"),
+    Option("ingest", "incomplete_wait_s", float, 900.0, "how long to wait for missing subbands after the last one arrived"),
+    Option("ingest", "settle_s", float, 5.0, "a file modified more recently than this is still being written"),
+    Option("jobs", "max_attempts", int, 5, "failures before a job is dead (needs contimg retry)"),
+    Option("jobs", "backoff_base_s", float, 30.0, "first retry delay; doubles with every failure"),
+    Option("jobs", "backoff_max_s", float, 3600.0, "longest retry delay"),
+    Option("jobs", "lease_s", float, 900.0, "a claimed job is taken over by another worker after this"),
+    Option("convert", "nsubbands", int, 16, "subbands per observation"),
+)
+
+OPTION_BY_KEY = {o.key: o for o in OPTIONS}
+SECTIONS = tuple(dict.fromkeys(o.section for o in OPTIONS))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration; ``sources`` says where each value came from."""
+
+    home: Path
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+    config_file: Path | None = None
+    json_output: bool = False
+    verbosity: int = 0
+
+    def get(self, key: str) -> Any:
+        return self.values[key]
+
+    def __getattr__(self, name: str) -> Any:
+        # cfg.ingest_min_subbands -> values["ingest.min_subbands"]
+        for section in SECTIONS:
+            prefix = section + "_"
+            if name.startswith(prefix) and f"{section}.{name[len(prefix):]}" in self.values:
+                return self.values[f"{section}.{name[len(prefix):]}"]
+        raise AttributeError(name)
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "state.sqlite3"
+
+    @property
+    def incoming(self) -> Path:
+        return self.values["paths.incoming"]
+
+    @property
+    def staging(self) -> Path:
+        return self.values["paths.staging"]
+
+    @property
+    def products(self) -> Path:
+        return self.values["paths.products"]
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.home, self.incoming, self.staging, self.products, self.logs):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def as_records(self) -> list[dict]:
+        rows = [{"key": "home", "value": str(self.home), "source": self.sources["home"]},
+                {"key": "config_file", "value": str(self.config_file) if self.config_file else None,
+                 "source": self.sources["config_file"]}]
+        for opt in OPTIONS:
+            v = self.values[opt.key]
+            rows.append({"key": opt.key, "value": str(v) if isinstance(v, Path) else v,
+                         "source": self.sources[opt.key], "help": opt.help})
+        return rows
+
+
+def _coerce(opt: Option, raw: Any, where: str) -> Any:
+    try:
+        if opt.type is Path:
+            if not isinstance(raw, (str, Path)) or str(raw) == "":
+                raise ValueError("expected a path")
+            return Path(raw).expanduser()
+        if opt.type is bool:
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(raw).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if opt.type is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError("expected an integer")
+            value = int(raw)
+        elif opt.type is float:
+            if isinstance(raw, bool):
+                raise ValueError("expected a number")
+            value = float(raw)
+        else:
+            value = opt.type(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{opt.key} from {where}: bad value {raw!r} ({exc}); {opt.help}") from None
+    if isinstance(value, (int, float)) and value < 0:
+        raise ConfigError(f"{opt.key} from {where}: must not be negative, got {value!r}")
+    return value
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    for section, body in data.items():
+        if section not in SECTIONS or not isinstance(body, dict):
+            raise ConfigError(f"config file {path}: unknown section [{section}]; "
+                              f"known sections: {', '.join(SECTIONS)}")
+        for name, value in body.items():
+            key = f"{section}.{name}"
+            if key not in OPTION_BY_KEY:
+                raise ConfigError(f"config file {path}: unknown key {key}; "
+                                  "run 'contimg config' to list the known keys")
+            flat[key] = value
+    return flat
+
+
+def load_config(*, home: str | Path | None = None, config_file: str | Path | None = None,
+                overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                json_output: bool = False, verbosity: int = 0) -> Config:
+    """Resolve the effective configuration.  ``overrides`` are command-line values."""
+    env = os.environ if environ is None else environ
+    sources: dict[str, str] = {}
+    if home is not None:
+        home_path, sources["home"] = Path(home), "flag --home"
+    elif env.get("CONTIMG_HOME"):
+        home_path, sources["home"] = Path(env["CONTIMG_HOME"]), "env CONTIMG_HOME"
+    else:
+        home_path, sources["home"] = Path("contimg-data"), "default"
+    home_path = home_path.expanduser().resolve()
+
+    if config_file is not None:
+        cfg_path, sources["config_file"] = Path(config_file), "flag --config"
+    elif env.get("CONTIMG_CONFIG"):
+        cfg_path, sources["config_file"] = Path(env["CONTIMG_CONFIG"]), "env CONTIMG_CONFIG"
+    elif (home_path / "contimg.toml").is_file():
+        cfg_path, sources["config_file"] = home_path / "contimg.toml", "state directory"
+    else:
+        cfg_path, sources["config_file"] = None, "none found"
+    from_file = _read_toml(cfg_path) if cfg_path is not None else {}
+
+    known_env = {o.env for o in OPTIONS} | {"CONTIMG_HOME", "CONTIMG_CONFIG"}
+    for name in env:
+        if name.startswith("CONTIMG_") and name not in known_env:
+            raise ConfigError(f"unknown environment variable {name}; "
+                              "run 'contimg config' to list the known options")
+
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        value, src = opt.default, "default"
+        if opt.key in from_file:
+            value, src = _coerce(opt, from_file[opt.key], f"{cfg_path}"), f"file {cfg_path}"
+        if opt.env in env:
+            value, src = _coerce(opt, env[opt.env], f"env {opt.env}"), f"env {opt.env}"
+        if overrides and overrides.get(opt.key) is not None:
+            value, src = _coerce(opt, overrides[opt.key], "command line"), "flag"
+        if opt.type is Path:
+            if value is None:
+                value, src = home_path / opt.name, f"default (<home>/{opt.name})"
+            elif not Path(value).is_absolute():
+                value = (home_path / value) if src.startswith("file") else Path(value).resolve()
+            value = Path(value).resolve()
+        values[opt.key] = value
+        sources[opt.key] = src
+    if overrides:
+        unknown = set(overrides) - set(OPTION_BY_KEY)
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))}")
+    return Config(home=home_path, values=values, sources=sources,
+                  config_file=cfg_path.resolve() if cfg_path else None,
+                  json_output=json_output, verbosity=verbosity)
+
+
+def sample_toml() -> str:
+    """A contimg.toml with every option, its default and its meaning."""
+    lines = ["# contimg configuration: every option with its default.",
+             "# Precedence: defaults < this file < CONTIMG_* environment < command-line flags.", ""]
+    for section in SECTIONS:
+        lines.append(f"[{section}]")
+        for opt in (o for o in OPTIONS if o.section == section):
+            lines.append(f"# {opt.help} (env {opt.env})")
+            if opt.default is None:
+                lines.append(f'# {opt.name} = "/data/dsa110/{opt.name}"')
+            else:
+                lines.append(f"{opt.name} = {_toml_literal(opt.default)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_literal(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return f'"{v}"'

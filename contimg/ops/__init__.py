@@ -1,0 +1,1 @@
+"""Operator-facing summaries built from the state layer (no SQL here)."""

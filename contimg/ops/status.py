@@ -1,0 +1,44 @@
+"""What `contimg status` reports: counts, failures, stuck items (requirement O1)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+from contimg.state import Database, ingest as ingest_state, jobs
+
+
+def _job_dict(job: jobs.Job) -> dict:
+    d = asdict(job)
+    d["next_attempt_in_s"] = max(0.0, round(job.next_attempt_at - time.time(), 1))
+    return d
+
+
+def collect_status(db: Database, *, step: str | None = None, failed_only: bool = False,
+                   since: float | None = None, limit: int = 20) -> dict:
+    """Everything an operator needs to see, as plain data (rendered by the CLI)."""
+    counts = jobs.counts(db)
+    if step:
+        counts = {k: v for k, v in counts.items() if k == step}
+    failures = jobs.list_jobs(db, step=step, states=("failed", "dead"), since=since)
+    waiting = [j for j in jobs.list_jobs(db, step=step, states=("pending",), since=since)
+               if j.last_error]
+    report = {
+        "counts": counts,
+        "failures": [_job_dict(j) for j in failures[-limit:]],
+        "expired_leases": [_job_dict(j) for j in jobs.expired_leases(db)
+                           if step is None or j.step == step],
+        "waiting": [_job_dict(j) for j in waiting[-limit:]],
+        "quarantined": ingest_state.quarantined_files(db, since=since),
+        "incomplete_observations": ingest_state.observations(db, states=("incomplete",)),
+        "collecting_observations": ingest_state.observations(db, states=("collecting",)),
+    }
+    if failed_only:
+        report = {"counts": counts, "failures": report["failures"]}
+    return report
+
+
+def is_clean(report: dict) -> bool:
+    """True when nothing needs an operator's attention."""
+    return not any(report.get(k) for k in ("failures", "expired_leases", "quarantined",
+                                           "incomplete_observations"))

@@ -1,0 +1,157 @@
+"""SQL for subband files and observation groups (requirements I1-I6)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from contimg.state.db import Database
+from contimg.state.jobs import add_event, enqueue_in
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What ingest learned about one complete, valid subband file."""
+
+    path: str
+    size: int
+    mtime: float
+    subband: int
+    name_mjd: float | None
+    start_mjd: float
+    dec_deg: float
+    nchan: int
+    fingerprint: str  # hash of antennas + times: subbands of one observation agree
+
+
+def known_file(db: Database, path: str) -> dict | None:
+    row = db.conn.execute("SELECT * FROM subband_files WHERE path = ?", (path,)).fetchone()
+    return dict(row) if row else None
+
+
+def register_file(db: Database, facts: FileFacts, obs_id_for_new: str, tolerance_days: float) -> tuple[str, str, str | None]:
+    """Register a valid file into the observation within tolerance (or a new one).
+
+    Returns (observation_id, status, error).  Status is 'registered', or
+    'quarantined' when the file disagrees with the group's other subbands, or
+    'duplicate' when the group already has that subband from another path.
+    One immediate transaction, so concurrent ingests cannot split a group.
+    """
+    now = time.time()
+    with db.transaction() as conn:
+        row = conn.execute(
+            "SELECT id, state FROM observations WHERE abs(obs_mjd - ?) <= ? AND"
+            " (dec_deg IS NULL OR abs(dec_deg - ?) < 0.1) ORDER BY abs(obs_mjd - ?) LIMIT 1",
+            (facts.start_mjd, tolerance_days, facts.dec_deg, facts.start_mjd),
+        ).fetchone()
+        if row is None:
+            obs_id = obs_id_for_new
+            conn.execute(
+                "INSERT OR IGNORE INTO observations (id, obs_mjd, dec_deg, first_seen_at, last_seen_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (obs_id, facts.start_mjd, facts.dec_deg, now, now),
+            )
+        else:
+            obs_id = row["id"]
+        status, error = "registered", None
+        peers = conn.execute(
+            "SELECT subband, fingerprint, nchan, path FROM subband_files"
+            " WHERE observation_id = ? AND status = 'registered'", (obs_id,)).fetchall()
+        same_sb = [p for p in peers if p["subband"] == facts.subband]
+        if same_sb:
+            status = "duplicate"
+            error = (f"subband {facts.subband:02d} of observation {obs_id} is already registered"
+                     f" from {same_sb[0]['path']}; this copy is not used")
+        elif peers and (peers[0]["fingerprint"] != facts.fingerprint or peers[0]["nchan"] != facts.nchan):
+            status = "quarantined"
+            error = (f"antennas, times or channel count differ from the other subbands of "
+                     f"observation {obs_id} (e.g. {peers[0]['path']}); check the correlator "
+                     "output, then fix or remove the file and rescan")
+        conn.execute(
+            "INSERT INTO subband_files (path, subband, name_mjd, size, mtime, status, error,"
+            " observation_id, start_mjd, dec_deg, nchan, fingerprint, registered_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,"
+            " status = excluded.status, error = excluded.error, subband = excluded.subband,"
+            " observation_id = excluded.observation_id, start_mjd = excluded.start_mjd,"
+            " dec_deg = excluded.dec_deg, nchan = excluded.nchan,"
+            " fingerprint = excluded.fingerprint",
+            (facts.path, facts.subband, facts.name_mjd, facts.size, facts.mtime, status, error,
+             obs_id, facts.start_mjd, facts.dec_deg, facts.nchan, facts.fingerprint, now),
+        )
+        if status == "registered":
+            conn.execute(
+                "UPDATE observations SET nsubbands = (SELECT COUNT(*) FROM subband_files"
+                " WHERE observation_id = ? AND status = 'registered'), last_seen_at = ?,"
+                " obs_mjd = min(obs_mjd, ?) WHERE id = ?",
+                (obs_id, now, facts.start_mjd, obs_id),
+            )
+            add_event(conn, "registered", f"{facts.path} -> {obs_id} sb{facts.subband:02d}",
+                      step="ingest", subject=obs_id, now=now)
+        else:
+            add_event(conn, status, f"{facts.path}: {error}", step="ingest", subject=obs_id, now=now)
+        return obs_id, status, error
+
+
+def quarantine_file(db: Database, path: str, size: int, mtime: float, error: str,
+                    subband: int | None = None, name_mjd: float | None = None) -> None:
+    """Record a bad file (kept on disk, never deleted) with the reason."""
+    now = time.time()
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO subband_files (path, subband, name_mjd, size, mtime, status, error,"
+            " registered_at) VALUES (?, ?, ?, ?, ?, 'quarantined', ?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,"
+            " status = 'quarantined', error = excluded.error",
+            (path, subband, name_mjd, size, mtime, error, now),
+        )
+        add_event(conn, "quarantined", f"{path}: {error}", step="ingest", now=now)
+
+
+def observations(db: Database, *, states: tuple[str, ...] = (), ids: tuple[str, ...] = ()) -> list[dict]:
+    where, params = ["1 = 1"], []
+    if states:
+        where.append(f"state IN ({','.join('?' * len(states))})")
+        params.extend(states)
+    if ids:
+        where.append(f"id IN ({','.join('?' * len(ids))})")
+        params.extend(ids)
+    rows = db.conn.execute(
+        f"SELECT * FROM observations WHERE {' AND '.join(where)} ORDER BY obs_mjd", params)
+    return [dict(r) for r in rows]
+
+
+def observation_files(db: Database, obs_id: str) -> list[dict]:
+    rows = db.conn.execute(
+        "SELECT * FROM subband_files WHERE observation_id = ? AND status = 'registered'"
+        " ORDER BY subband", (obs_id,))
+    return [dict(r) for r in rows]
+
+
+def quarantined_files(db: Database, *, since: float | None = None) -> list[dict]:
+    sql = "SELECT path, status, error, observation_id, registered_at FROM subband_files" \
+          " WHERE status IN ('quarantined', 'duplicate')"
+    params: list = []
+    if since is not None:
+        sql += " AND registered_at >= ?"
+        params.append(since)
+    return [dict(r) for r in db.conn.execute(sql + " ORDER BY id", params)]
+
+
+def queue_observation(db: Database, obs_id: str, reason: str | None, *, max_attempts: int) -> bool:
+    """Mark a collecting group queued and enqueue its convert job, atomically."""
+    with db.transaction() as conn:
+        row = conn.execute("SELECT obs_mjd, state FROM observations WHERE id = ?", (obs_id,)).fetchone()
+        if row is None or row["state"] == "queued":
+            return False
+        conn.execute("UPDATE observations SET state = 'queued', reason = ? WHERE id = ?",
+                     (reason, obs_id))
+        enqueue_in(conn, "convert", obs_id, row["obs_mjd"], max_attempts=max_attempts)
+        return True
+
+
+def mark_incomplete(db: Database, obs_id: str, reason: str) -> None:
+    with db.transaction() as conn:
+        conn.execute("UPDATE observations SET state = 'incomplete', reason = ? WHERE id = ?"
+                     " AND state != 'queued'", (reason, obs_id))
+        add_event(conn, "incomplete", f"{obs_id}: {reason}", step="ingest", subject=obs_id)

@@ -1,0 +1,110 @@
+"""Schema of the state database as forward-only migrations.
+
+``MIGRATIONS[k]`` takes a database from ``user_version`` k to k+1.  Never edit a
+released migration: append a new one.  Times called ``*_mjd`` are observation
+times taken from the data; times called ``*_at`` are wall-clock Unix seconds
+used only for leases, backoff, waiting and bookkeeping.
+"""
+
+JOBS_V1 = [
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        step TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        obs_mjd REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending'
+            CHECK (state IN ('pending', 'running', 'done', 'failed', 'dead')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL DEFAULT 5,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_expires_at REAL,
+        fence INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (step, subject)
+    )
+    """,
+    "CREATE INDEX jobs_claim ON jobs (step, state, obs_mjd)",
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        step TEXT,
+        subject TEXT,
+        message TEXT NOT NULL,
+        data TEXT
+    )
+    """,
+    # The event log is append-only: the database itself refuses edits.
+    """
+    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END
+    """,
+    """
+    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END
+    """,
+]
+
+INGEST_V2 = [
+    """
+    CREATE TABLE observations (
+        id TEXT PRIMARY KEY,
+        obs_mjd REAL NOT NULL,
+        start_mjd REAL,
+        end_mjd REAL,
+        dec_deg REAL,
+        nsubbands INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'collecting'
+            CHECK (state IN ('collecting', 'queued', 'incomplete')),
+        reason TEXT,
+        first_seen_at REAL NOT NULL,
+        last_seen_at REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX observations_time ON observations (obs_mjd)",
+    """
+    CREATE TABLE subband_files (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        subband INTEGER,
+        name_mjd REAL,
+        size INTEGER NOT NULL,
+        mtime REAL NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('registered', 'quarantined', 'duplicate')),
+        error TEXT,
+        observation_id TEXT REFERENCES observations (id),
+        start_mjd REAL,
+        dec_deg REAL,
+        nchan INTEGER,
+        fingerprint TEXT,
+        registered_at REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX subband_files_obs ON subband_files (observation_id, subband)",
+]
+
+MS_V3 = [
+    """
+    CREATE TABLE measurement_sets (
+        observation_id TEXT PRIMARY KEY REFERENCES observations (id),
+        path TEXT NOT NULL UNIQUE,
+        start_mjd REAL NOT NULL,
+        end_mjd REAL NOT NULL,
+        mid_mjd REAL NOT NULL,
+        dec_deg REAL NOT NULL,
+        phase_ra_deg REAL NOT NULL,
+        phase_dec_deg REAL NOT NULL,
+        subbands TEXT NOT NULL,
+        nchan INTEGER NOT NULL,
+        size_bytes INTEGER,
+        created_at REAL NOT NULL
+    )
+    """,
+]
+
+MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3]
