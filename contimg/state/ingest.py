@@ -32,13 +32,19 @@ def known_file(db: Database, path: str) -> dict | None:
 def register_file(db: Database, facts: FileFacts, obs_id_for_new: str, tolerance_days: float) -> tuple[str, str, str | None]:
     """Register a valid file into the observation within tolerance (or a new one).
 
-    Returns (observation_id, status, error).  Status is 'registered', or
-    'quarantined' when the file disagrees with the group's other subbands, or
-    'duplicate' when the group already has that subband from another path.
+    Returns (observation_id, status, error).  Status is 'registered', 'unchanged'
+    (another process registered this very file meanwhile), or 'duplicate' when the
+    group already has that subband from another path.  Agreement between the
+    subbands is judged later, by majority, in :func:`quarantine_odd_subbands`.
     One immediate transaction, so concurrent ingests cannot split a group.
     """
     now = time.time()
     with db.transaction() as conn:
+        same = conn.execute(
+            "SELECT observation_id, status, error FROM subband_files WHERE path = ? AND size = ?"
+            " AND mtime = ?", (facts.path, facts.size, facts.mtime)).fetchone()
+        if same is not None:  # another process registered it while we inspected it
+            return same["observation_id"], "unchanged", same["error"]
         row = conn.execute(
             "SELECT id, state FROM observations WHERE abs(obs_mjd - ?) <= ? AND"
             " (dec_deg IS NULL OR abs(dec_deg - ?) < 0.1) ORDER BY abs(obs_mjd - ?) LIMIT 1",
@@ -55,18 +61,14 @@ def register_file(db: Database, facts: FileFacts, obs_id_for_new: str, tolerance
             obs_id = row["id"]
         status, error = "registered", None
         peers = conn.execute(
-            "SELECT subband, fingerprint, nchan, path FROM subband_files"
-            " WHERE observation_id = ? AND status = 'registered'", (obs_id,)).fetchall()
+            "SELECT subband, fingerprint, nchan, path, start_mjd FROM subband_files"
+            " WHERE observation_id = ? AND status = 'registered' AND path != ?",
+            (obs_id, facts.path)).fetchall()
         same_sb = [p for p in peers if p["subband"] == facts.subband]
         if same_sb:
             status = "duplicate"
             error = (f"subband {facts.subband:02d} of observation {obs_id} is already registered"
                      f" from {same_sb[0]['path']}; this copy is not used")
-        elif peers and (peers[0]["fingerprint"] != facts.fingerprint or peers[0]["nchan"] != facts.nchan):
-            status = "quarantined"
-            error = (f"antennas, times or channel count differ from the other subbands of "
-                     f"observation {obs_id} (e.g. {peers[0]['path']}); check the correlator "
-                     "output, then fix or remove the file and rescan")
         conn.execute(
             "INSERT INTO subband_files (path, subband, name_mjd, size, mtime, status, error,"
             " observation_id, start_mjd, dec_deg, nchan, fingerprint, registered_at)"
@@ -83,7 +85,9 @@ def register_file(db: Database, facts: FileFacts, obs_id_for_new: str, tolerance
             conn.execute(
                 "UPDATE observations SET nsubbands = (SELECT COUNT(*) FROM subband_files"
                 " WHERE observation_id = ? AND status = 'registered'), last_seen_at = ?,"
-                " obs_mjd = min(obs_mjd, ?) WHERE id = ?",
+                " obs_mjd = min(obs_mjd, ?),"
+                " state = CASE WHEN state = 'incomplete' THEN 'collecting' ELSE state END"
+                " WHERE id = ?",
                 (obs_id, now, facts.start_mjd, obs_id),
             )
             add_event(conn, "registered", f"{facts.path} -> {obs_id} sb{facts.subband:02d}",
@@ -91,6 +95,46 @@ def register_file(db: Database, facts: FileFacts, obs_id_for_new: str, tolerance
         else:
             add_event(conn, status, f"{facts.path}: {error}", step="ingest", subject=obs_id, now=now)
         return obs_id, status, error
+
+
+def quarantine_odd_subbands(db: Database, obs_id: str) -> list[tuple[str, str]]:
+    """Quarantine subbands that disagree with the majority of their group (I6).
+
+    Judged by majority rather than first arrival, so one odd file that happens to
+    arrive first cannot get the good ones quarantined.
+    """
+    out: list[tuple[str, str]] = []
+    with db.transaction() as conn:
+        rows = conn.execute(
+            "SELECT id, path, fingerprint, nchan, start_mjd FROM subband_files"
+            " WHERE observation_id = ? AND status = 'registered' ORDER BY subband",
+            (obs_id,)).fetchall()
+        if len(rows) < 2:
+            return out
+        votes: dict[tuple, int] = {}
+        for r in rows:
+            votes[(r["fingerprint"], r["nchan"])] = votes.get((r["fingerprint"], r["nchan"]), 0) + 1
+        best = max(votes, key=lambda k: votes[k])
+        starts = sorted(r["start_mjd"] for r in rows)
+        median = starts[len(starts) // 2]
+        for r in rows:
+            if (r["fingerprint"], r["nchan"]) != best:
+                why = "antennas, times or channel count differ from"
+            elif abs(r["start_mjd"] - median) * 86400 > 1.0:
+                why = "integration times differ from"
+            else:
+                continue
+            error = (f"{why} the other subbands of observation {obs_id}; check the correlator "
+                     "output, then fix or remove the file and rescan")
+            conn.execute("UPDATE subband_files SET status = 'quarantined', error = ? WHERE id = ?",
+                         (error, r["id"]))
+            add_event(conn, "quarantined", f"{r['path']}: {error}", step="ingest", subject=obs_id)
+            out.append((r["path"], error))
+        if out:
+            conn.execute(
+                "UPDATE observations SET nsubbands = (SELECT COUNT(*) FROM subband_files"
+                " WHERE observation_id = ? AND status = 'registered') WHERE id = ?", (obs_id, obs_id))
+    return out
 
 
 def quarantine_file(db: Database, path: str, size: int, mtime: float, error: str,

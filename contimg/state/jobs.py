@@ -96,13 +96,16 @@ def claim(db: Database, step: str, owner: str, lease_s: float, *,
     """Claim the oldest-observation claimable job of ``step`` (or the given subject).
 
     A job whose lease expired counts as claimable: its worker died or stalled.
+    Jobs in backoff are claimable by name only.
     """
     now = now or time.time()
     params = {"step": step, "owner": owner, "exp": now + lease_s, "now": now,
               "subject": subject}
     where = "step = :step AND " + _CLAIMABLE
     if subject is not None:
-        where += " AND subject = :subject"
+        # Asked for by name: an operator's explicit request skips the backoff wait.
+        where = ("step = :step AND subject = :subject AND (state IN ('pending', 'failed')"
+                 " OR (state = 'running' AND lease_expires_at < :now))")
     with db.transaction() as conn:
         row = conn.execute(
             "UPDATE jobs SET state = 'running', lease_owner = :owner,"

@@ -1,0 +1,47 @@
+"""Every identifier and output path, decided in one place so they agree everywhere.
+
+Identifiers come from observation times in the data (never the wall clock) and
+use ISO 8601 basic format (``20250512T060342``): sortable, and free of the colons
+that some CASA table-name parsing treats specially.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
+
+# YYYY-MM-DDTHH:MM:SS_sbNN.hdf5, exactly as the correlator names a finished file.
+SUBBAND_NAME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)_sb(\d\d)\.hdf5$")
+
+
+def mjd_to_datetime(mjd: float) -> datetime:
+    return MJD_EPOCH + timedelta(days=float(mjd))
+
+
+def datetime_to_mjd(dt: datetime) -> float:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return (dt - MJD_EPOCH).total_seconds() / 86400.0
+
+
+def parse_subband_name(name: str) -> tuple[float, int] | None:
+    """(MJD of the name's timestamp, subband) for a finished file's name, else None."""
+    m = SUBBAND_NAME.match(name)
+    if not m:
+        return None
+    dt = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return datetime_to_mjd(dt), int(m.group(2))
+
+
+def observation_id(start_mjd: float) -> str:
+    """ID of an observation: its first integration's time, to the second."""
+    dt = mjd_to_datetime(start_mjd)
+    dt = (dt + timedelta(microseconds=500_000)).replace(microsecond=0)
+    return dt.strftime("%Y%m%dT%H%M%S")
+
+
+def ms_path(staging: Path, obs_id: str) -> Path:
+    return Path(staging) / "ms" / f"{obs_id}.ms"

@@ -1,0 +1,1 @@
+"""Pipeline steps: each finds its work and does one item, idempotently."""
