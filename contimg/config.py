@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -50,6 +50,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("jobs", "backoff_max_s", float, 3600.0, "longest retry delay"),
     Option("jobs", "lease_s", float, 900.0, "a claimed job is taken over by another worker after this"),
     Option("convert", "nsubbands", int, 16, "subbands per observation"),
+    Option("calibrate", "refants", list, [], "reference antenna names in priority order (empty: built-in list)"),
+    Option("calibrate", "bandpass_valid_h", float, 12.0, "bandpass solutions apply this many hours either side of the transit"),
+    Option("calibrate", "gain_valid_h", float, 1.0, "gain solutions apply this many hours either side of the transit"),
+    Option("calibrate", "max_offset_deg", float, 2.0, "calibrators within this many degrees of the pointing declination"),
+    Option("calibrate", "min_beam_jy", float, 1.0, "a calibrator needs at least this beam-weighted flux density"),
+    Option("calibrate", "recheck_s", float, 600.0, "how often an observation waiting for a solution is rechecked"),
 )
 
 OPTION_BY_KEY = {o.key: o for o in OPTIONS}
@@ -119,6 +125,12 @@ def _coerce(opt: Option, raw: Any, where: str) -> Any:
             if not isinstance(raw, (str, Path)) or str(raw) == "":
                 raise ValueError("expected a path")
             return Path(raw).expanduser()
+        if opt.type is list:
+            if isinstance(raw, str):
+                return [x.strip() for x in raw.split(",") if x.strip()]
+            if isinstance(raw, (list, tuple)) and all(isinstance(x, (str, int)) for x in raw):
+                return [str(x) for x in raw]
+            raise ValueError("expected a list of names")
         if opt.type is bool:
             if isinstance(raw, bool):
                 return raw
@@ -239,6 +251,8 @@ def sample_toml() -> str:
 
 
 def _toml_literal(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(f'"{x}"' for x in v) + "]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):

@@ -45,3 +45,13 @@ def observation_id(start_mjd: float) -> str:
 
 def ms_path(staging: Path, obs_id: str) -> Path:
     return Path(staging) / "ms" / f"{obs_id}.ms"
+
+
+def calibration_set_name(obs_id: str, calibrator: str) -> str:
+    """A solution set is named by the observation it was solved on and its calibrator."""
+    safe = re.sub(r"[^A-Za-z0-9+-]", "_", calibrator)
+    return f"{obs_id}_{safe}"
+
+
+def caltable_dir(staging: Path, set_name: str) -> Path:
+    return Path(staging) / "caltables" / set_name

@@ -30,9 +30,9 @@ def cli(ctx: click.Context, home, config_file, json_output, verbose, quiet) -> N
 
 
 def _register() -> None:
-    from contimg.cli import config_cmd, convert, ingest, retry, simulate, status
+    from contimg.cli import calibrate, config_cmd, convert, ingest, retry, simulate, status, watch
 
-    for module in (status, retry, config_cmd, simulate, ingest, convert):
+    for module in (status, retry, config_cmd, simulate, ingest, convert, calibrate, watch):
         cli.add_command(module.command)
 
 

@@ -107,4 +107,48 @@ MS_V3 = [
     """,
 ]
 
-MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3]
+CALIBRATION_V4 = [
+    # K1: the calibrator decision per observation (calibrator NULL = none transits in it).
+    """
+    CREATE TABLE calibrator_choices (
+        observation_id TEXT PRIMARY KEY REFERENCES observations (id),
+        calibrator TEXT,
+        ra_deg REAL, dec_deg REAL, flux_jy REAL, spectral_index REAL,
+        transit_mjd REAL, beam_weighted_jy REAL,
+        decided_at REAL NOT NULL
+    )
+    """,
+    # K3: every solution table with its validity window in observation time.
+    """
+    CREATE TABLE caltables (
+        id INTEGER PRIMARY KEY,
+        set_name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('bandpass', 'gain')),
+        path TEXT NOT NULL UNIQUE,
+        valid_start_mjd REAL NOT NULL,
+        valid_end_mjd REAL NOT NULL,
+        transit_mjd REAL NOT NULL,
+        source_observation TEXT NOT NULL,
+        calibrator TEXT NOT NULL,
+        refant TEXT NOT NULL,
+        params TEXT NOT NULL,
+        quality TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1,
+        created_at REAL NOT NULL,
+        UNIQUE (set_name, kind)
+    )
+    """,
+    "CREATE INDEX caltables_window ON caltables (kind, active, valid_start_mjd, valid_end_mjd)",
+    # K4: which tables were applied to which MS.
+    """
+    CREATE TABLE applications (
+        observation_id TEXT PRIMARY KEY REFERENCES observations (id),
+        bandpass_id INTEGER NOT NULL REFERENCES caltables (id),
+        gain_id INTEGER NOT NULL REFERENCES caltables (id),
+        figures TEXT,
+        applied_at REAL NOT NULL
+    )
+    """,
+]
+
+MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3, CALIBRATION_V4]

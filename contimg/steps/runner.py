@@ -14,6 +14,7 @@ import socket
 import threading
 import traceback
 import uuid
+from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -106,16 +107,27 @@ def run_jobs(ctx: StepContext, step: str, do: DoOne, *, subjects: Sequence[str] 
 
 
 def run_one(ctx: StepContext, job: Job, do: DoOne) -> Outcome:
+    """Run a claimed job here, renewing its lease meanwhile."""
+    with keep_lease(ctx.db.path, job, ctx.config.jobs_lease_s):
+        return run_step_body(ctx, job, do)
+
+
+def run_step_body(ctx: StepContext, job: Job, do: DoOne) -> Outcome:
+    """Run ``do`` and record any exception as the job's failure (lease kept by the caller)."""
     cfg = ctx.config
     try:
-        with keep_lease(ctx.db.path, job, cfg.jobs_lease_s):
-            return do(ctx, job)
+        return do(ctx, job)
     except LeaseLost as exc:
         return Outcome(job.subject, "lost", str(exc))
     except Exception as exc:  # recorded, never swallowed: the job carries the error
         retryable = getattr(exc, "retryable", True)
-        message = str(exc) if isinstance(exc, StepError) else (
-            f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=-3).strip().splitlines()[-3:]})")
+        if isinstance(exc, StepError):
+            message = str(exc)
+        else:  # unexpected: say where, briefly; the full traceback goes to the log
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            message = (f"{type(exc).__name__}: {exc} (at {Path(frame.filename).name}:{frame.lineno}"
+                       f" in {frame.name})")
+            traceback.print_exc()
         try:
             state = jobs.fail(ctx.db, job, message, base_s=cfg.jobs_backoff_base_s,
                               max_s=cfg.jobs_backoff_max_s, retryable=retryable)

@@ -1,0 +1,235 @@
+"""`contimg watch`: run every step continuously, each job in a child process (O2).
+
+The parent owns the database leases: it claims a job (downstream steps first, so
+finished work flows out), starts a worker process for it, renews the lease while
+the worker runs and, when the worker dies without recording a result (crash,
+kill, timeout), records the failure with the worker's last log lines.  A first
+SIGINT/SIGTERM stops claiming and lets running jobs finish within a grace
+period; a second one stops at once.  Unfinished jobs are released, so the state
+stays consistent whichever way the watcher ends, `kill -9` included (the leases
+then expire and any watcher or subcommand takes the jobs over).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from contimg.config import OPTION_BY_KEY, Config
+from contimg.state import Database, Job, jobs
+from contimg.steps import ingest
+from contimg.steps.registry import StepSpec, available
+from contimg.steps.runner import make_owner
+
+
+@dataclass
+class WatchOptions:
+    once: bool = False
+    workers: int = 1
+    interval_s: float = 30.0      # between ingest scans when idle
+    grace_s: float = 600.0        # how long running jobs may finish after a stop request
+    timeouts: dict[str, float] = field(default_factory=dict)  # per step, seconds
+    poll_s: float = 0.5
+
+
+@dataclass
+class Running:
+    job: Job
+    spec: StepSpec
+    proc: subprocess.Popen
+    started: float
+    log: Path
+    renewed: float
+
+
+class Watcher:
+    def __init__(self, cfg: Config, opts: WatchOptions, emit: Callable[[str], None]):
+        self.cfg, self.opts, self.emit = cfg, opts, emit
+        cfg.ensure_dirs()
+        self.db: Database | None = None  # opened in run(), the thread that uses it
+        self.owner = make_owner()
+        self.steps = available()
+        self.running: dict[int, Running] = {}
+        self.stopping = False
+        self.hard_stop = False
+        self.stop_deadline = 0.0
+        self.recent: deque[str] = deque(maxlen=10)
+        self.finished = 0
+        self.failures = 0
+        self.log_path = cfg.logs / "watch.log"
+
+    # -- signals -------------------------------------------------------------
+    def request_stop(self, *_args) -> None:
+        if self.stopping:
+            self.hard_stop = True
+            return
+        self.stopping = True
+        self.stop_deadline = time.time() + self.opts.grace_s
+        self._say(f"stop requested: no new jobs; {len(self.running)} running get "
+                  f"{self.opts.grace_s:.0f} s to finish (signal again to stop at once)")
+
+    # -- main loop -----------------------------------------------------------
+    def run(self) -> int:
+        self.db = Database(self.cfg.db_path)
+        last_scan = 0.0
+        while True:
+            self._reap()
+            self._renew()
+            if self.hard_stop or (self.stopping and time.time() > self.stop_deadline):
+                self._abandon_all("stopped before finishing")
+                break
+            if self.stopping:
+                if not self.running:
+                    break
+                time.sleep(self.opts.poll_s)
+                continue
+            gap = min(2.0, self.opts.interval_s) if self.opts.once else self.opts.interval_s
+            if time.time() - last_scan >= gap:
+                self._scan()
+                last_scan = time.time()
+            started = self._fill()
+            if self.opts.once and not self.running and not started:
+                break
+            if not started:
+                time.sleep(self.opts.poll_s)
+        self.db.close()
+        return 1 if self.failures else 0
+
+    def _scan(self) -> None:
+        report = ingest.scan(self.cfg, self.db)
+        for obs in report.queued:
+            self._say(f"ingest: observation {obs} queued for conversion")
+        for path, error in report.quarantined:
+            self._say(f"ingest: quarantined {path}: {error}")
+        for obs, reason in report.incomplete:
+            self._say(f"ingest: {obs} incomplete: {reason}")
+
+    def _fill(self) -> bool:
+        started = False
+        while len(self.running) < self.opts.workers and not self.stopping:
+            job, spec = self._claim_next()
+            if job is None:
+                break
+            self._start(job, spec)
+            started = True
+        return started
+
+    def _claim_next(self) -> tuple[Job | None, StepSpec | None]:
+        for spec in reversed(self.steps):          # downstream first: finished work flows out
+            job = jobs.claim(self.db, spec.name, self.owner, self.cfg.jobs_lease_s)
+            if job is not None:
+                return job, spec
+        return None, None
+
+    def _start(self, job: Job, spec: StepSpec) -> None:
+        log = self.cfg.logs / "jobs" / spec.name / f"{job.subject}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "contimg.steps.worker", spec.name, str(job.id), self.owner,
+               str(job.fence), "--home", str(self.cfg.home)]
+        if self.cfg.config_file:
+            cmd += ["--config", str(self.cfg.config_file)]
+        with open(log, "ab") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {spec.name} {job.subject} "
+                     f"(job {job.id}, fence {job.fence})\n".encode())
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=self._child_env(),
+                                    start_new_session=True)  # Ctrl-C reaches only the watcher
+        now = time.time()
+        self.running[job.id] = Running(job, spec, proc, now, log, now)
+        self._say(f"{spec.name}: started {job.subject} (job {job.id}, pid {proc.pid})")
+
+    def _child_env(self) -> dict[str, str]:
+        """Flag overrides travel to the worker as CONTIMG_* variables."""
+        env = dict(os.environ)
+        for key, source in self.cfg.sources.items():
+            if source == "flag" and key in OPTION_BY_KEY:
+                value = self.cfg.values[key]
+                env[OPTION_BY_KEY[key].env] = ",".join(value) if isinstance(value, list) else str(value)
+        return env
+
+    def _renew(self) -> None:
+        now = time.time()
+        for r in list(self.running.values()):
+            if now - r.renewed < self.cfg.jobs_lease_s / 3:
+                continue
+            if jobs.renew(self.db, r.job, self.cfg.jobs_lease_s):
+                r.renewed = now
+            else:
+                self._say(f"{r.spec.name}: lease of {r.job.subject} lost; stopping its worker")
+                self._kill(r)
+                del self.running[r.job.id]
+
+    def _reap(self) -> None:
+        now = time.time()
+        for jid, r in list(self.running.items()):
+            timeout = self.opts.timeouts.get(r.spec.name)
+            if r.proc.poll() is None:
+                if timeout and now - r.started > timeout:
+                    self._kill(r)
+                    self._record_crash(r, f"timed out after {timeout:.0f} s")
+                    del self.running[jid]
+                continue
+            del self.running[jid]
+            code = r.proc.returncode
+            after = jobs.get(self.db, jid)
+            held = (after is not None and after.state == "running"
+                    and after.lease_owner == r.job.lease_owner and after.fence == r.job.fence)
+            if held:   # the worker died without recording anything
+                how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                self._record_crash(r, f"worker {how}")
+                continue
+            state = after.state if after else "?"
+            self.finished += 1
+            if state in ("failed", "dead"):
+                self.failures += 1
+            line = f"{r.spec.name}: {r.job.subject} -> {state} in {now - r.started:.1f} s"
+            if state in ("failed", "dead") and after and after.last_error:
+                line += f": {after.last_error}"
+            self._say(line)
+
+    def _record_crash(self, r: Running, what: str) -> None:
+        tail = _tail(r.log, 15)
+        try:
+            state = jobs.fail(self.db, r.job, f"{what}; last log lines ({r.log}):\n{tail}",
+                              base_s=self.cfg.jobs_backoff_base_s, max_s=self.cfg.jobs_backoff_max_s)
+        except jobs.LeaseLost:
+            state = "lost"
+        self.failures += 1
+        self._say(f"{r.spec.name}: {r.job.subject} {what} -> {state}")
+
+    def _kill(self, r: Running) -> None:
+        try:
+            os.killpg(r.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        r.proc.wait()
+
+    def _abandon_all(self, why: str) -> None:
+        for jid, r in list(self.running.items()):
+            self._kill(r)
+            released = jobs.release(self.db, r.job)
+            self._say(f"{r.spec.name}: {r.job.subject} {why}; "
+                      + ("released for the next run" if released else "lease already gone"))
+            del self.running[jid]
+
+    def _say(self, line: str) -> None:
+        stamped = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}"
+        self.recent.append(stamped)
+        with open(self.log_path, "a") as fh:
+            fh.write(stamped + "\n")
+        self.emit(stamped)
+
+
+def _tail(path: Path, n: int) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(lines[-n:])
