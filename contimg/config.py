@@ -56,6 +56,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("calibrate", "max_offset_deg", float, 2.0, "calibrators within this many degrees of the pointing declination"),
     Option("calibrate", "min_beam_jy", float, 1.0, "a calibrator needs at least this beam-weighted flux density"),
     Option("calibrate", "recheck_s", float, 600.0, "how often an observation waiting for a solution is rechecked"),
+    Option("image", "robust", float, 0.0, "Briggs robust parameter"),
+    Option("image", "niter", int, 1000, "maximum CLEAN iterations"),
+    Option("image", "threshold_sigma", float, 4.0, "CLEAN down to this many times the measured noise"),
+    Option("image", "imsize", int, 0, "image size in pixels (0: cover the primary beam to 20 %)"),
+    Option("image", "cell_arcsec", float, 0.0, "pixel size (0: about a quarter of the synthesized beam)"),
+    Option("mosaic", "n", int, 10, "observations per mosaic"),
+    Option("mosaic", "mode", str, "tiles", "tiles (each observation in one mosaic) or sliding (overlapping windows)"),
+    Option("mosaic", "overlap", int, 5, "observations shared by consecutive windows in sliding mode"),
+    Option("mosaic", "max_gap_s", float, 360.0, "a longer gap between observations starts a new group"),
+    Option("mosaic", "max_span_s", float, 3600.0, "a group spanning longer than this is refused"),
+    Option("mosaic", "warn_span_s", float, 3000.0, "a group spanning longer than this is formed with a warning"),
+    Option("mosaic", "max_noise_jy", float, 0.01, "QA: the mosaic's median noise must be below this"),
+    Option("mosaic", "min_dynamic_range", float, 20.0, "QA: peak over noise must reach this"),
+    Option("publish", "stale_after_h", float, 24.0, "status flags products staged longer than this"),
 )
 
 OPTION_BY_KEY = {o.key: o for o in OPTIONS}

@@ -55,3 +55,15 @@ def calibration_set_name(obs_id: str, calibrator: str) -> str:
 
 def caltable_dir(staging: Path, set_name: str) -> Path:
     return Path(staging) / "caltables" / set_name
+
+
+def image_dir(staging: Path, obs_id: str) -> Path:
+    return Path(staging) / "images" / obs_id
+
+
+def mosaic_dir(staging: Path, mosaic_id: str) -> Path:
+    return Path(staging) / "mosaics" / mosaic_id
+
+
+def published_dir(products: Path, product_id: str) -> Path:
+    return Path(products) / "mosaics" / product_id

@@ -33,7 +33,8 @@ def _parse_since(value: str | None) -> float | None:
 @pass_app
 def command(app: App, failed_only: bool, step: str | None, since: str | None) -> None:
     """Show counts per step and state, recent failures and stuck items."""
-    report = collect_status(app.db(), step=step, failed_only=failed_only, since=_parse_since(since))
+    report = collect_status(app.db(), step=step, failed_only=failed_only, since=_parse_since(since),
+                            stale_after_s=app.config().publish_stale_after_h * 3600)
     if app.json_output:
         emit_json(report)
         return
@@ -56,6 +57,13 @@ def _render_plain(report: dict) -> None:
         click.echo(f"{f['status']}\t{f['path']}\t{f['error']}")
     for o in report.get("incomplete_observations", []):
         click.echo(f"incomplete\t{o['id']}\t{o['nsubbands']} subbands\t{o['reason']}")
+    for p in report.get("held_products", []):
+        click.echo(f"{p['state']}\t{p['id']}\t{p['reason']}")
+    for p in report.get("stale_products", []):
+        click.echo(f"stale\t{p['id']}\t{p['state']} since {p['created_at']:.0f}")
+    for p in report.get("products", []):
+        if p["state"] == "published":
+            click.echo(f"published\t{p['id']}\t{p['published_dir']}")
 
 
 def _render_rich(app: App, report: dict) -> None:
@@ -76,6 +84,8 @@ def _render_rich(app: App, report: dict) -> None:
     stuck += [(f["status"], "ingest", f["path"], f["error"] or "") for f in report.get("quarantined", [])]
     stuck += [("incomplete", "ingest", o["id"], o["reason"] or "")
               for o in report.get("incomplete_observations", [])]
+    stuck += [(p["state"], "publish", p["id"], p["reason"] or "") for p in report.get("held_products", [])]
+    stuck += [("staged too long", "publish", p["id"], p["state"]) for p in report.get("stale_products", [])]
     if stuck:
         t = Table("what", "step", "item", "why", title="needs attention")
         for row in stuck:

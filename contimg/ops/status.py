@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from contimg.state import Database, ingest as ingest_state, jobs
+from contimg.state import Database, images, ingest as ingest_state, jobs, mosaics
 
 
 def _job_dict(job: jobs.Job) -> dict:
@@ -15,7 +15,8 @@ def _job_dict(job: jobs.Job) -> dict:
 
 
 def collect_status(db: Database, *, step: str | None = None, failed_only: bool = False,
-                   since: float | None = None, limit: int = 20) -> dict:
+                   since: float | None = None, limit: int = 20,
+                   stale_after_s: float = 86400.0) -> dict:
     """Everything an operator needs to see, as plain data (rendered by the CLI)."""
     counts = jobs.counts(db)
     if step:
@@ -32,13 +33,25 @@ def collect_status(db: Database, *, step: str | None = None, failed_only: bool =
         "quarantined": ingest_state.quarantined_files(db, since=since),
         "incomplete_observations": ingest_state.observations(db, states=("incomplete",)),
         "collecting_observations": ingest_state.observations(db, states=("collecting",)),
+        "stale_products": mosaics.stale_staged(db, stale_after_s),
+        "held_products": [p for p in mosaics.list_products(db, states=("held", "failed"))],
+        "ungrouped_images": _ungrouped(db),
+        "products": [{k: p[k] for k in ("id", "state", "published_dir", "qa_status")}
+                     for p in mosaics.list_products(db)][-limit:],
     }
     if failed_only:
         report = {"counts": counts, "failures": report["failures"]}
     return report
 
 
+def _ungrouped(db: Database) -> list[str]:
+    """Imaged observations not (yet) in any mosaic: an incomplete or broken-up group."""
+    grouped = {m for mo in mosaics.list_mosaics(db) for m in mo["members"]}
+    return [i["observation_id"] for i in images.list_images(db) if i["observation_id"] not in grouped]
+
+
 def is_clean(report: dict) -> bool:
     """True when nothing needs an operator's attention."""
     return not any(report.get(k) for k in ("failures", "expired_leases", "quarantined",
-                                           "incomplete_observations"))
+                                           "incomplete_observations", "stale_products",
+                                           "held_products"))

@@ -25,8 +25,9 @@ from typing import Callable
 from contimg.config import OPTION_BY_KEY, Config
 from contimg.state import Database, Job, jobs
 from contimg.steps import ingest
+from contimg.steps.mosaic import form_groups
 from contimg.steps.registry import StepSpec, available
-from contimg.steps.runner import make_owner
+from contimg.steps.runner import StepError, make_owner
 
 
 @dataclass
@@ -64,6 +65,8 @@ class Watcher:
         self.finished = 0
         self.failures = 0
         self.log_path = cfg.logs / "watch.log"
+        self._noted: set[str] = set()
+        self.dirty = True
 
     # -- signals -------------------------------------------------------------
     def request_stop(self, *_args) -> None:
@@ -91,7 +94,8 @@ class Watcher:
                 time.sleep(self.opts.poll_s)
                 continue
             gap = min(2.0, self.opts.interval_s) if self.opts.once else self.opts.interval_s
-            if time.time() - last_scan >= gap:
+            if self.dirty or time.time() - last_scan >= gap:
+                self.dirty = False
                 self._scan()
                 last_scan = time.time()
             started = self._fill()
@@ -110,6 +114,17 @@ class Watcher:
             self._say(f"ingest: quarantined {path}: {error}")
         for obs, reason in report.incomplete:
             self._say(f"ingest: {obs} incomplete: {reason}")
+        try:
+            formed = form_groups(self.cfg, self.db)
+        except StepError as exc:
+            self._say(f"mosaic: cannot form groups: {exc}")
+            return
+        for mid in formed.formed:
+            self._say(f"mosaic: formed group {mid}")
+        for note in formed.notes:
+            if note not in self._noted:
+                self._noted.add(note)
+                self._say(f"mosaic: {note}")
 
     def _fill(self) -> bool:
         started = False
@@ -189,6 +204,7 @@ class Watcher:
             self.finished += 1
             if state in ("failed", "dead"):
                 self.failures += 1
+            self.dirty = True
             line = f"{r.spec.name}: {r.job.subject} -> {state} in {now - r.started:.1f} s"
             if state in ("failed", "dead") and after and after.last_error:
                 line += f": {after.last_error}"
@@ -198,7 +214,8 @@ class Watcher:
         tail = _tail(r.log, 15)
         try:
             state = jobs.fail(self.db, r.job, f"{what}; last log lines ({r.log}):\n{tail}",
-                              base_s=self.cfg.jobs_backoff_base_s, max_s=self.cfg.jobs_backoff_max_s)
+                              base_s=self.cfg.jobs_backoff_base_s, max_s=self.cfg.jobs_backoff_max_s,
+                              max_attempts=self.cfg.jobs_max_attempts)
         except jobs.LeaseLost:
             state = "lost"
         self.failures += 1

@@ -173,20 +173,25 @@ def backoff_seconds(attempts: int, base_s: float, max_s: float, rng: random.Rand
 
 
 def fail(db: Database, job: Job, error: str, *, base_s: float = 30.0, max_s: float = 3600.0,
-         retryable: bool = True, now: float | None = None) -> str:
-    """Record a failure; returns the new state ('failed' with backoff, or 'dead')."""
+         retryable: bool = True, max_attempts: int | None = None, now: float | None = None) -> str:
+    """Record a failure; returns the new state ('failed' with backoff, or 'dead').
+
+    ``max_attempts`` (the current configuration) overrides the value stored at enqueue.
+    """
     now = now or time.time()
+    limit = max_attempts or job.max_attempts
     with db.transaction() as conn:
         if not _holds(conn, job):
             raise LeaseLost(f"{job.step} {job.subject}: lease lost; failure not recorded")
         attempts = job.attempts + 1
-        dead = (not retryable) or attempts >= job.max_attempts
+        dead = (not retryable) or attempts >= limit
         state = "dead" if dead else "failed"
         nxt = now if dead else now + backoff_seconds(attempts, base_s, max_s)
         conn.execute(
             "UPDATE jobs SET state = ?, attempts = ?, next_attempt_at = ?, last_error = ?,"
-            " lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
-            (state, attempts, nxt, error, now, job.id),
+            " max_attempts = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
+            " WHERE id = ?",
+            (state, attempts, nxt, error, limit, now, job.id),
         )
         add_event(conn, state, f"{job.step} {job.subject}: {error}", step=job.step,
                   subject=job.subject, data={"attempts": attempts}, now=now)
@@ -306,3 +311,17 @@ def recent_events(db: Database, *, kinds: Sequence[str] = (), since: float | Non
         f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
         [*params, limit],
     ).fetchall()
+
+
+def reopen(db: Database, step: str, subject: str) -> Job | None:
+    """A done job back to pending (an operator re-publishing a held product by hand)."""
+    now = time.time()
+    with db.transaction() as conn:
+        row = conn.execute(
+            "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = 0, updated_at = ?"
+            " WHERE step = ? AND subject = ? AND state = 'done' RETURNING *",
+            (now, step, subject)).fetchone()
+        if row is not None:
+            add_event(conn, "reopened", f"{step} {subject} reopened by hand", step=step,
+                      subject=subject, now=now)
+        return Job.from_row(row) if row else None

@@ -151,4 +151,71 @@ CALIBRATION_V4 = [
     """,
 ]
 
-MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3, CALIBRATION_V4]
+PRODUCTS_V5 = [
+    """
+    CREATE TABLE images (
+        observation_id TEXT PRIMARY KEY REFERENCES observations (id),
+        dir TEXT NOT NULL,
+        files TEXT NOT NULL,
+        beam_major_arcsec REAL, beam_minor_arcsec REAL, beam_pa_deg REAL,
+        noise_jy REAL, peak_jy REAL, dynamic_range REAL,
+        freq_hz REAL, cell_arcsec REAL, dec_deg REAL NOT NULL,
+        start_mjd REAL NOT NULL, end_mjd REAL NOT NULL, mid_mjd REAL NOT NULL,
+        figures TEXT,
+        created_at REAL NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE mosaics (
+        id TEXT PRIMARY KEY,
+        mode TEXT NOT NULL CHECK (mode IN ('tiles', 'sliding')),
+        dec_deg REAL NOT NULL,
+        start_mjd REAL NOT NULL,
+        end_mjd REAL NOT NULL,
+        nmembers INTEGER NOT NULL,
+        overlap INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'formed' CHECK (state IN ('formed', 'done')),
+        warning TEXT,
+        validation_status TEXT,
+        validation TEXT,
+        qa_status TEXT,
+        qa TEXT,
+        dir TEXT,
+        created_at REAL NOT NULL,
+        finished_at REAL
+    )
+    """,
+    """
+    CREATE TABLE mosaic_members (
+        mosaic_id TEXT NOT NULL REFERENCES mosaics (id),
+        observation_id TEXT NOT NULL REFERENCES observations (id),
+        position INTEGER NOT NULL,
+        exclusive INTEGER NOT NULL,
+        PRIMARY KEY (mosaic_id, observation_id)
+    )
+    """,
+    # G1: outside sliding mode an observation belongs to one mosaic at most.
+    "CREATE UNIQUE INDEX mosaic_members_exclusive ON mosaic_members (observation_id) WHERE exclusive = 1",
+    # P1-P6: the product registry publishing works from; id = mosaic id (G5).
+    """
+    CREATE TABLE products (
+        id TEXT PRIMARY KEY,
+        mosaic_id TEXT NOT NULL UNIQUE REFERENCES mosaics (id),
+        state TEXT NOT NULL DEFAULT 'staged'
+            CHECK (state IN ('staged', 'held', 'publishing', 'published', 'failed')),
+        staged_dir TEXT NOT NULL,
+        published_dir TEXT,
+        files TEXT NOT NULL,
+        checksums TEXT NOT NULL,
+        qa_status TEXT NOT NULL,
+        validation_status TEXT NOT NULL,
+        reason TEXT,
+        lease_owner TEXT,
+        lease_expires_at REAL,
+        created_at REAL NOT NULL,
+        published_at REAL
+    )
+    """,
+]
+
+MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3, CALIBRATION_V4, PRODUCTS_V5]

@@ -14,19 +14,11 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from contimg import names
+from contimg.paths import inside
 from contimg.state import Job, NextJob, ingest as ingest_state, jobs, measurement_sets
 from contimg.steps.runner import Outcome, StepContext, StepError
 
 STEP = "convert"
-
-
-def inside(path: Path, root: Path) -> bool:
-    """True when ``path`` resolves (symlinks, ``..``) inside ``root``."""
-    try:
-        Path(path).resolve().relative_to(Path(root).resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def convert_one(ctx: StepContext, job: Job) -> Outcome:

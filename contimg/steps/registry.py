@@ -21,6 +21,9 @@ class StepSpec:
 PIPELINE: tuple[StepSpec, ...] = (
     StepSpec("convert", "contimg.steps.convert", uses_casa=False),
     StepSpec("calibrate", "contimg.steps.calibrate", uses_casa=True),
+    StepSpec("image", "contimg.steps.image", uses_casa=True),
+    StepSpec("mosaic", "contimg.steps.mosaic", uses_casa=False),
+    StepSpec("publish", "contimg.steps.publish", uses_casa=False),
 )
 
 BY_NAME = {s.name: s for s in PIPELINE}
@@ -31,7 +34,7 @@ def available() -> tuple[StepSpec, ...]:
     out = []
     for spec in PIPELINE:
         try:
-            importlib.import_module(spec.module)
+            spec.do_one()
         except ImportError:
             continue
         out.append(spec)

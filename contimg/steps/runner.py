@@ -130,7 +130,8 @@ def run_step_body(ctx: StepContext, job: Job, do: DoOne) -> Outcome:
             traceback.print_exc()
         try:
             state = jobs.fail(ctx.db, job, message, base_s=cfg.jobs_backoff_base_s,
-                              max_s=cfg.jobs_backoff_max_s, retryable=retryable)
+                              max_s=cfg.jobs_backoff_max_s, retryable=retryable,
+                              max_attempts=cfg.jobs_max_attempts)
         except LeaseLost as lost:
             return Outcome(job.subject, "lost", str(lost))
         return Outcome(job.subject, state, message)

@@ -1,0 +1,55 @@
+"""SQL for per-observation images (M1, M2)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+from contimg.state.db import Database
+
+
+def record_image_in(conn: sqlite3.Connection, obs_id: str, *, dir: str, files: dict, dec_deg: float,
+                    start_mjd: float, end_mjd: float, mid_mjd: float, figures: dict) -> None:
+    conn.execute(
+        "INSERT INTO images (observation_id, dir, files, beam_major_arcsec, beam_minor_arcsec,"
+        " beam_pa_deg, noise_jy, peak_jy, dynamic_range, freq_hz, cell_arcsec, dec_deg,"
+        " start_mjd, end_mjd, mid_mjd, figures, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (observation_id) DO UPDATE SET dir = excluded.dir, files = excluded.files,"
+        " beam_major_arcsec = excluded.beam_major_arcsec, beam_minor_arcsec = excluded.beam_minor_arcsec,"
+        " beam_pa_deg = excluded.beam_pa_deg, noise_jy = excluded.noise_jy, peak_jy = excluded.peak_jy,"
+        " dynamic_range = excluded.dynamic_range, freq_hz = excluded.freq_hz,"
+        " cell_arcsec = excluded.cell_arcsec, figures = excluded.figures",
+        (obs_id, dir, json.dumps(files), figures.get("beam_major_arcsec"),
+         figures.get("beam_minor_arcsec"), figures.get("beam_pa_deg"), figures.get("noise_jy"),
+         figures.get("peak_jy"), figures.get("dynamic_range"), figures.get("freq_hz"),
+         figures.get("cell_arcsec"), dec_deg, start_mjd, end_mjd, mid_mjd,
+         json.dumps(figures, default=str), time.time()),
+    )
+
+
+def _row(r: sqlite3.Row) -> dict:
+    d = dict(r)
+    d["files"] = json.loads(d["files"])
+    d["figures"] = json.loads(d["figures"]) if d["figures"] else {}
+    return d
+
+
+def get_image(db: Database, obs_id: str) -> dict | None:
+    row = db.conn.execute("SELECT * FROM images WHERE observation_id = ?", (obs_id,)).fetchone()
+    return _row(row) if row else None
+
+
+def list_images(db: Database) -> list[dict]:
+    return [_row(r) for r in db.conn.execute("SELECT * FROM images ORDER BY start_mjd")]
+
+
+def in_flight_observations(db: Database) -> list[dict]:
+    """Observations queued for processing that have no image yet and are not dead."""
+    rows = db.conn.execute(
+        "SELECT o.id, o.obs_mjd FROM observations o WHERE o.state = 'queued'"
+        " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.observation_id = o.id)"
+        " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = o.id AND j.state = 'dead')"
+        " ORDER BY o.obs_mjd").fetchall()
+    return [dict(r) for r in rows]

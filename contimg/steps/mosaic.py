@@ -1,0 +1,103 @@
+"""Mosaic: form groups of imaged observations (G1, G2) and combine them (G3-G5, P1).
+
+Formation is a planning pass (like an ingest scan) that creates each group and
+its mosaic job once.  The job checks every member file (G3), validates tile
+consistency (G4), combines (``contimg.mosaicking``), and registers the product
+in the same transaction that marks the mosaic done (P1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from contimg import names
+from contimg.paths import sha256_file
+from contimg.state import Job, NextJob, images, jobs, mosaics
+from contimg.steps.grouping import Tile, plan_groups
+from contimg.steps.runner import Outcome, StepContext, StepError
+
+STEP = "mosaic"
+
+
+@dataclass
+class FormReport:
+    formed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    ungrouped: list[str] = field(default_factory=list)
+
+
+def form_groups(cfg, db) -> FormReport:
+    mode = cfg.mosaic_mode
+    if mode not in ("tiles", "sliding"):
+        raise StepError(f"mosaic.mode is {mode!r}: use tiles or sliding", retryable=False)
+    imaged = images.list_images(db)
+    tiles = [Tile(i["observation_id"], i["start_mjd"], i["end_mjd"], i["dec_deg"]) for i in imaged]
+    in_flight = [o["obs_mjd"] for o in images.in_flight_observations(db)]
+    used = mosaics.exclusive_members(db)
+    plan, notes = plan_groups(tiles, n=cfg.mosaic_n, mode=mode, overlap=cfg.mosaic_overlap,
+                              used=used, in_flight_mjd=in_flight, max_gap_s=cfg.mosaic_max_gap_s,
+                              max_span_s=cfg.mosaic_max_span_s, warn_span_s=cfg.mosaic_warn_span_s)
+    report = FormReport(notes=notes)
+    for g in plan:
+        if mosaics.form_group(db, mosaic_id=g.mosaic_id, mode=mode, members=list(g.members),
+                              dec_deg=g.dec_deg, start_mjd=g.start_mjd, end_mjd=g.end_mjd,
+                              overlap=cfg.mosaic_overlap if mode == "sliding" else 0,
+                              warning=g.warning, max_attempts=cfg.jobs_max_attempts):
+            report.formed.append(g.mosaic_id)
+    grouped = {m for mo in mosaics.list_mosaics(db) for m in mo["members"]}
+    report.ungrouped = [t.obs_id for t in tiles if t.obs_id not in grouped]
+    return report
+
+
+def _tiles_for(db, members: list[str]):
+    from contimg.mosaicking import Tile as MosaicTile
+
+    out, missing = [], []
+    for obs_id in members:
+        img = images.get_image(db, obs_id)
+        if img is None:
+            missing.append(f"{obs_id}: no registered image")
+            continue
+        f, fig = img["files"], img["figures"]
+        out.append(MosaicTile(name=obs_id, image_fits=Path(f["image_fits"]), pb_fits=Path(f["pb_fits"]),
+                              noise_jy=img["noise_jy"], beam_major_arcsec=img["beam_major_arcsec"],
+                              beam_minor_arcsec=img["beam_minor_arcsec"], beam_pa_deg=img["beam_pa_deg"],
+                              freq_hz=img["freq_hz"] or fig.get("freq_hz"),
+                              cell_arcsec=img["cell_arcsec"] or fig.get("cell_arcsec"),
+                              dec_deg=img["dec_deg"]))
+    return out, missing
+
+
+def mosaic_one(ctx: StepContext, job: Job) -> Outcome:
+    from contimg.mosaicking import MosaicOptions, check_tiles, combine, validate_tiles
+
+    cfg, db, mid = ctx.config, ctx.db, job.subject
+    mosaic = mosaics.get_mosaic(db, mid)
+    if mosaic is None:
+        raise StepError(f"no mosaic group {mid}", retryable=False)
+    tiles, missing = _tiles_for(db, mosaic["members"])
+    problems = missing + check_tiles(tiles)
+    if problems:
+        raise StepError(f"mosaic {mid}: {len(problems)} member file problem(s): " + "; ".join(problems))
+    opts = MosaicOptions(max_noise_jy=cfg.mosaic_max_noise_jy,
+                         min_dynamic_range=cfg.mosaic_min_dynamic_range)
+    validation = validate_tiles(tiles, opts)
+    out_dir = names.mosaic_dir(cfg.staging, mid)
+    result = combine(tiles, out_dir, mid, opts)
+    files = {"mosaic_fits": str(result.mosaic_fits), "weight_fits": str(result.weight_fits),
+             "png": str(result.png)}
+    checksums = {Path(p).name: sha256_file(Path(p)) for p in files.values()}
+    qa = dict(result.qa)
+    qa.setdefault("status", "failed")
+    qa.update(members=mosaic["members"], start_mjd=mosaic["start_mjd"], end_mjd=mosaic["end_mjd"],
+              noise_jy=result.noise_jy, dynamic_range=result.dynamic_range,
+              nsources=len(result.sources), warning=mosaic["warning"])
+    jobs.complete(db, job, message=f"combined {len(tiles)} tiles; QA {qa['status']}",
+                  next_jobs=[NextJob("publish", mid, mosaic["start_mjd"])],
+                  record=lambda conn: mosaics.finish_mosaic_in(
+                      conn, mid, dir=str(out_dir), files=files, checksums=checksums,
+                      validation=validation, qa=qa))
+    return Outcome(mid, "done", f"{result.mosaic_fits} (QA {qa['status']}, validation "
+                   f"{validation['status']}, noise {result.noise_jy * 1e3:.2f} mJy/beam)",
+                   data={"files": files})
