@@ -16,10 +16,15 @@ from contimg.steps.publish import STEP, publish_one
 @click.argument("product_ids", nargs=-1)
 @click.option("--limit", type=int, default=None, help="Publish at most N products.")
 @click.option("--force", is_flag=True, help="Publish the named products even if QA did not pass.")
+@click.option("--list", "list_only", is_flag=True, help="List products: state, files, QA.")
 @json_option
 @pass_app
-def command(app: App, product_ids: tuple[str, ...], limit: int | None, force: bool) -> None:
+def command(app: App, product_ids: tuple[str, ...], limit: int | None, force: bool,
+            list_only: bool) -> None:
     """Publish staged products (IDs as arguments or on stdin; default: all pending)."""
+    if list_only:
+        _list(app)
+        return
     subjects = items_from(product_ids)
     if force and not subjects:
         raise click.UsageError("--force needs product IDs")
@@ -31,3 +36,31 @@ def command(app: App, product_ids: tuple[str, ...], limit: int | None, force: bo
             jobs.retry(db, ids=[j.id for j in [jobs.find(db, STEP, pid)] if j])
     do = functools.partial(publish_one, force=force)
     run_and_render(app, STEP, do, subjects, limit)
+
+
+def _list(app: App) -> None:
+    """Where each product is, with its QA summary."""
+    from pathlib import Path
+
+    db = app.db()
+    rows = []
+    for p in mosaics.list_products(db):
+        m = mosaics.get_mosaic(db, p["mosaic_id"])
+        where = Path(p["published_dir"] or p["staged_dir"])
+        files = {k: str(where / Path(v).name) for k, v in p["files"].items()}
+        qa = m["qa"] or {}
+        rows.append({"id": p["id"], "state": p["state"], "dir": str(where), "files": files,
+                     "qa_status": p["qa_status"], "validation_status": p["validation_status"],
+                     "qa": {k: qa.get(k) for k in ("noise_jy", "dynamic_range", "nsources",
+                                                   "recovered_fraction", "warning") if k in qa}})
+    if app.json_output:
+        from contimg.cli.common import emit_json
+
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['id']}\t{r['state']}\tQA {r['qa_status']}\t{r['dir']}")
+        for name, path in r["files"].items():
+            click.echo(f"  {name}: {path}")
+        for k, v in r["qa"].items():
+            click.echo(f"  {k}: {v}")

@@ -155,7 +155,8 @@ class Watcher:
                      f"(job {job.id}, fence {job.fence})\n".encode())
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=self._child_env(),
-                                    start_new_session=True)  # Ctrl-C reaches only the watcher
+                                    start_new_session=True,  # Ctrl-C reaches only the watcher
+                                    preexec_fn=_die_with_parent)
         now = time.time()
         self.running[job.id] = Running(job, spec, proc, now, log, now)
         self._say(f"{spec.name}: started {job.subject} (job {job.id}, pid {proc.pid})")
@@ -242,6 +243,17 @@ class Watcher:
         with open(self.log_path, "a") as fh:
             fh.write(stamped + "\n")
         self.emit(stamped)
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGKILL when the watcher dies (kill -9 leaves no orphan
+    still writing).  Elsewhere the lease expiry and fencing still keep results safe."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _tail(path: Path, n: int) -> str:
