@@ -53,7 +53,7 @@ def choose_calibrator(start_mjd: float, end_mjd: float, dec_deg: float, *,
                       freq_hz: float = 1.405e9,
                       catalogue: list[Source] | None = None) -> CalibratorChoice | None:
     """The brightest beam-weighted catalogue source transiting in [start, end], or None."""
-    sources = catalogue if catalogue is not None else load_calibrators()
+    sources = catalogue if catalogue is not None else load_calibrators(compact_only=True)
     mid = 0.5 * (start_mjd + end_mjd)
     best: CalibratorChoice | None = None
     for src in sources:
