@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from contimg.cli.common import App, emit_json, exit_for, items_from, json_option, pass_app
+from contimg.cli.common import App, emit_json, items_from, json_option, pass_app
+from contimg.cli.stepcmd import run_and_render
 from contimg.state import calibration, measurement_sets
 from contimg.steps.calibrate import STEP, calibrate_one
-from contimg.steps.runner import StepContext, make_owner, run_jobs
 
 
 def _subjects(app: App, items: list[str]) -> list[str]:
@@ -32,20 +32,7 @@ def command(app: App, items: tuple[str, ...], list_only: bool, limit: int | None
     if list_only:
         _show_registry(app)
         return
-    from contimg import casa
-
-    casa.start(app.config().home)
-    ctx = StepContext(app.config(), app.db(), make_owner())
-    subjects = _subjects(app, items_from(items) if not list_only else [])
-    outcomes = run_jobs(ctx, STEP, calibrate_one, subjects=subjects, limit=limit)
-    if app.json_output:
-        emit_json([o.__dict__ for o in outcomes])
-    else:
-        for o in outcomes:
-            click.echo(f"{o.subject}\t{o.status}\t{o.message}")
-        if not outcomes:
-            click.echo("nothing to calibrate", err=True)
-    exit_for(sum(o.failed for o in outcomes))
+    run_and_render(app, STEP, calibrate_one, _subjects(app, items_from(items)), limit, casa=True)
 
 
 def _show_registry(app: App) -> None:
