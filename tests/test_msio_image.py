@@ -41,7 +41,9 @@ def test_c3_tclean_dirty_peak_at_source_with_attenuated_flux(tmp_path):
     """
     out = run_casa(tmp_path, body)
     assert out["bunit"] == "arcsec" and CELL_ARCSEC <= out["bmin"] / 3, out
-    assert np.allclose(out["src_px"], np.round(out["src_px"]), atol=0.05)  # on a pixel centre
+    # near a pixel centre: the simulator's meridian (topocentric ITRS) and the MS phase
+    # centre (apparent -> ICRS with astropy) differ by ~0.2 arcsec (0.07 px), well inside C3's 1"
+    assert np.allclose(out["src_px"], np.round(out["src_px"]), atol=0.15)
     assert np.abs(np.array(out["at"]) - np.array(out["src_px"])).max() <= 1.0, out
     expect, f = attenuated_flux(manifest, NCHAN)
     present = np.ones(f.size, bool)
