@@ -85,7 +85,7 @@ def mosaic_one(ctx: StepContext, job: Job) -> Outcome:
     validation = validate_tiles(tiles, opts)
     out_dir = names.mosaic_dir(cfg.staging, mid)
     result = combine(tiles, out_dir, mid, opts)
-    files = {"mosaic_fits": str(result.mosaic_fits), "weight_fits": str(result.weight_fits),
+    files = {"mosaic_fits": str(result.mosaic_fits), "noise_fits": str(result.noise_fits),
              "png": str(result.png)}
     checksums = {Path(p).name: sha256_file(Path(p)) for p in files.values()}
     qa = dict(result.qa)

@@ -1,0 +1,206 @@
+"""combine(): check, validate, build, assess and write one mosaic atomically.
+
+All files are written into a private temporary directory inside ``out_dir`` and
+renamed into place only when every file is complete (the mosaic FITS last, so its
+presence means the set is whole). Every file name carries the mosaic id (G5):
+``<id>.fits`` (Jy/beam), ``<id>.noise.fits`` (sigma_M, Jy/beam), ``<id>.png``.
+The header beam is the largest member beam by area: conservative for flux
+integration of resolved emission, and no averaging of position angles needed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from contimg.mosaicking.grid import MosaicArrays, build_mosaic
+from contimg.mosaicking.qa import assess, find_sources, match_catalogue, noise_figures
+from contimg.mosaicking.quicklook import write_png
+from contimg.mosaicking.tiles import MosaicOptions, Tile, check_tiles, validate_tiles
+
+
+class MosaicInputError(Exception):
+    """G3: member files missing or unreadable; ``problems`` lists every one."""
+
+    def __init__(self, mosaic_id: str, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__(f"mosaic {mosaic_id}: {len(problems)} member file problem(s):\n  " + "\n  ".join(problems))
+
+
+@dataclass
+class MosaicResult:
+    mosaic_id: str
+    mosaic_fits: Path
+    noise_fits: Path
+    png: Path
+    noise_jy: float  # median of the noise map over the valid area
+    peak_jy: float
+    dynamic_range: float  # peak_jy / noise_jy
+    sources: list[dict]  # ra_deg, dec_deg, flux_jy (peak, Jy/beam), snr, x, y, local_noise_jy
+    qa: dict  # status passed|failed, failed checks, checks, figures, catalogue matches
+    validation: dict  # validate_tiles(): status valid|invalid, problems, figures
+    footprint: dict
+    members: list[str] = field(default_factory=list)
+    beam: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)  # seconds per stage
+
+
+def output_paths(out_dir: Path, mosaic_id: str) -> dict[str, Path]:
+    """Final names of a mosaic's files: one identifier in every name (G5)."""
+    out_dir = Path(out_dir)
+    return {"mosaic": out_dir / f"{mosaic_id}.fits", "noise": out_dir / f"{mosaic_id}.noise.fits",
+            "png": out_dir / f"{mosaic_id}.png"}
+
+
+def header_beam(tiles: list[Tile]) -> dict:
+    """The largest member beam (by area), stated as such in the header."""
+    k = int(np.argmax([t.beam_major_arcsec * t.beam_minor_arcsec for t in tiles]))
+    t = tiles[k]
+    return {"major_arcsec": t.beam_major_arcsec, "minor_arcsec": t.beam_minor_arcsec, "pa_deg": t.beam_pa_deg,
+            "rule": "largest member beam by area", "from_tile": t.name}
+
+
+def footprint_of(m: MosaicArrays, step: int = 4) -> dict:
+    """Sky extent of the valid area (RA range measured from the centre: safe across 0h)."""
+    ys, xs = np.nonzero(m.valid[::step, ::step])
+    cell = abs(float(m.wcs.wcs.cdelt[1])) * 3600.0
+    ra0, dec0 = (float(v) for v in m.wcs.wcs.crval)
+    fp = {"shape": list(m.image.shape), "cell_arcsec": cell, "projection": m.wcs.wcs.ctype[0][-3:],
+          "centre_ra_deg": ra0, "centre_dec_deg": dec0, "valid_fraction": float(m.valid.mean()),
+          "area_deg2": float(m.valid.sum() * (cell / 3600.0) ** 2)}
+    if ys.size:
+        ra, dec = m.wcs.pixel_to_world_values(xs * step, ys * step)
+        dra = (np.asarray(ra) - ra0 + 180.0) % 360.0 - 180.0
+        fp.update(ra_min_deg=float((ra0 + dra.min()) % 360.0), ra_max_deg=float((ra0 + dra.max()) % 360.0),
+                  dec_min_deg=float(np.min(dec)), dec_max_deg=float(np.max(dec)))
+    return fp
+
+
+def _header(m: MosaicArrays, mosaic_id: str, tiles: list[Tile], beam: dict, opts: MosaicOptions,
+            qa: dict, validation: dict) -> fits.Header:
+    h = m.wcs.to_header()
+    h["BUNIT"] = ("Jy/beam", "brightness unit")
+    h["BMAJ"] = (beam["major_arcsec"] / 3600.0, "deg; largest member beam by area")
+    h["BMIN"] = (beam["minor_arcsec"] / 3600.0, "deg")
+    h["BPA"] = (beam["pa_deg"], "deg")
+    h["BEAMSRC"] = (beam["from_tile"], "member whose beam is in BMAJ/BMIN/BPA")
+    h["FREQ"] = (float(np.mean([t.freq_hz for t in tiles])), "Hz, mean member frequency")
+    h["MOSAICID"] = (mosaic_id, "mosaic identifier (G5)")
+    h["WEIGHTNG"] = ("sum(B I/s^2)/sum(B^2/s^2)", "primary-beam weighted linear mosaic")
+    h["PBCUTOFF"] = (opts.pb_cutoff, "tile used where its primary beam >= this")
+    h["NMEMBERS"] = (len(tiles), "member observations")
+    for i, t in enumerate(tiles, 1):
+        h[f"MEMB{i:04d}"] = t.name
+    h["NOISE"] = (qa["noise_jy"], "Jy/beam, median of the noise map")
+    h["PEAK"] = (qa["peak_jy"], "Jy/beam")
+    h["QASTATUS"] = qa["status"]
+    h["VALIDSTA"] = (validation["status"], "tile consistency (G4)")
+    h["ORIGIN"] = "contimg"
+    return h
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temps(out_dir: Path, mosaic_id: str) -> list[Path]:
+    """Remove temporary dirs of this mosaic left by dead processes (crash leftovers)."""
+    removed = []
+    for p in Path(out_dir).glob(f".{mosaic_id}.tmp-*"):
+        try:
+            pid = int(p.name.rsplit(".tmp-", 1)[1].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid() or not _pid_alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def _write_atomic(out_dir: Path, mosaic_id: str, m: MosaicArrays, header: fits.Header, sources, title) -> dict:
+    final = output_paths(out_dir, mosaic_id)
+    tmp = Path(out_dir) / f".{mosaic_id}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        staged = {k: tmp / p.name for k, p in final.items()}
+        fits.PrimaryHDU(m.image, header).writeto(staged["mosaic"])
+        nh = header.copy()
+        nh["BTYPE"] = ("noise", "1/sqrt(sum B^2/s^2)")
+        fits.PrimaryHDU(m.noise, nh).writeto(staged["noise"])
+        write_png(staged["png"], m, sources, title)
+        for p in staged.values():
+            _fsync(p)
+        for key in ("png", "noise", "mosaic"):  # the mosaic FITS last: its presence marks completion
+            os.replace(staged[key], final[key])
+        _fsync(Path(out_dir))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def combine(tiles: list[Tile], out_dir: Path, mosaic_id: str, opts: MosaicOptions | None = None,
+            catalogue=None) -> MosaicResult:
+    """Make, assess and write one mosaic of ``tiles``.
+
+    Raises MosaicInputError (listing every bad file) if any member is missing or
+    unreadable (G3). Inconsistent members (G4) are still combined; the result's
+    ``validation`` and the header's VALIDSTA say so, and the caller decides.
+    ``catalogue``: Sources or mappings with ra_deg, dec_deg, flux_jy (and
+    optionally name, spectral_index, ref_freq_hz) to measure recovery against.
+    """
+    opts = opts or MosaicOptions()
+    out_dir = Path(out_dir)
+    t0 = time.monotonic()
+    problems = check_tiles(tiles)
+    if problems:
+        raise MosaicInputError(mosaic_id, problems)
+    validation = validate_tiles(tiles, opts)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out_dir, mosaic_id)
+
+    t1 = time.monotonic()
+    m = build_mosaic(tiles, opts)
+    t2 = time.monotonic()
+    if not m.valid.any():
+        raise ValueError(f"mosaic {mosaic_id}: no pixel has a member beam >= {opts.pb_cutoff}")
+    beam = header_beam(tiles)
+    freq = float(np.mean([t.freq_hz for t in tiles]))
+    sources = find_sources(m, opts, min(t.beam_minor_arcsec for t in tiles))
+    noise_jy = float(np.nanmedian(m.noise))
+    peak = float(np.nanmax(m.image))
+    figures = {"noise_jy": noise_jy, "peak_jy": peak, "dynamic_range": peak / noise_jy, "n_sources": len(sources),
+               **noise_figures(m, opts, beam["major_arcsec"])}
+    if catalogue is not None:
+        radius = opts.match_radius_arcsec or 0.5 * beam["major_arcsec"]
+        figures["catalogue"] = match_catalogue(m, sources, catalogue, freq, radius, opts.min_catalog_snr)
+    qa = assess(figures, opts)
+    t3 = time.monotonic()
+    header = _header(m, mosaic_id, tiles, beam, opts, qa, validation)
+    title = f"{mosaic_id}  ({len(tiles)} tiles, {freq / 1e6:.1f} MHz, noise {noise_jy * 1e3:.3g} mJy/beam)"
+    paths = _write_atomic(out_dir, mosaic_id, m, header, sources, title)
+    t4 = time.monotonic()
+    timings = {"check_validate": t1 - t0, **m.timings, "qa": t3 - t2, "write": t4 - t3, "total": t4 - t0}
+    return MosaicResult(mosaic_id, paths["mosaic"], paths["noise"], paths["png"], noise_jy, peak, peak / noise_jy,
+                        sources, qa, validation, footprint_of(m), [t.name for t in tiles], beam,
+                        {k: round(v, 2) for k, v in timings.items()})

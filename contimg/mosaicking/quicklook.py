@@ -1,0 +1,65 @@
+"""PNG quick-look of a mosaic: RA/Dec axes, colour bar in Jy/beam, found sources circled.
+
+Uses matplotlib's Agg canvas directly (no pyplot, no global backend switch), so it
+is safe in worker processes and next to other matplotlib users.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.visualization import AsinhStretch, ImageNormalize
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from contimg.mosaicking.grid import MosaicArrays
+
+
+def _decimate(m: MosaicArrays, step: int):
+    """Block means of step x step pixels (NaN-aware) and the matching WCS."""
+    if step == 1:
+        return m.image, m.wcs
+    ny, nx = (n // step * step for n in m.image.shape)
+    blocks = m.image[:ny, :nx].reshape(ny // step, step, nx // step, step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
+        img = np.nanmean(blocks, axis=(1, 3))
+    w = m.wcs.deepcopy()
+    w.wcs.cdelt = np.asarray(w.wcs.cdelt) * step
+    w.wcs.crpix = (np.asarray(w.wcs.crpix) - 0.5) / step + 0.5  # block centres (FITS 1-based)
+    return img, w
+
+
+def write_png(path: Path, m: MosaicArrays, sources: list[dict], title: str, max_pixels: int = 3000) -> Path:
+    """Render the mosaic to ``path``; large maps are block-averaged first (display only)."""
+    step = max(1, int(np.ceil(max(m.image.shape) / max_pixels)))
+    img, wcs = _decimate(m, step)
+    finite = img[np.isfinite(img)]
+    sigma = float(np.nanmedian(m.noise)) if np.isfinite(m.noise).any() else 1.0
+    vmax = max(float(np.percentile(finite, 99.99)) if finite.size else 1.0, 20 * sigma)
+    # noise dark, sources bright, the brightest compressed rather than clipped
+    norm = ImageNormalize(vmin=-3 * sigma, vmax=vmax, stretch=AsinhStretch(0.5))
+
+    ny, nx = img.shape
+    width = 12.0
+    fig = Figure(figsize=(width, min(max(width * ny / nx + 1.8, 3.5), 12.0)), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(projection=wcs)
+    im = ax.imshow(img, origin="lower", cmap="inferno", norm=norm, interpolation="nearest")
+    if sources:
+        ra = np.array([s["ra_deg"] for s in sources])
+        dec = np.array([s["dec_deg"] for s in sources])
+        ax.scatter(ra, dec, s=60, facecolors="none", edgecolors="cyan", linewidths=0.8,
+                   transform=ax.get_transform("world"), label=f"{len(sources)} sources")
+        ax.legend(loc="upper right", fontsize="small")
+    frame = (m.wcs.wcs.radesys or "ICRS").strip()
+    ax.set_xlabel(f"RA ({frame})")
+    ax.set_ylabel(f"Dec ({frame})")
+    ax.coords.grid(color="white", alpha=0.25, linestyle=":")
+    ax.set_title(title, fontsize="medium")
+    cb = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.04)
+    cb.set_label("Jy/beam")
+    fig.savefig(path, format="png", bbox_inches="tight")
+    return Path(path)
