@@ -84,6 +84,14 @@ def start(state_dir: Path) -> Path:
     return log
 
 
+def scratch_dir(state_dir: Path) -> Path:
+    """Where a CASA worker runs: tclean and the image tools drop TempLattice* files in
+    the working directory.  Callers chdir here only once every path is absolute."""
+    d = (Path(state_dir) / "tmp" / "casa").resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
 def _route_log(log: Path) -> None:
     casatools = sys.modules.get("casatools")
     if casatools is not None:

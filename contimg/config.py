@@ -54,7 +54,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("calibrate", "bandpass_valid_h", float, 12.0, "bandpass solutions apply this many hours either side of the transit"),
     Option("calibrate", "gain_valid_h", float, 1.0, "gain solutions apply this many hours either side of the transit"),
     Option("calibrate", "max_offset_deg", float, 2.0, "calibrators within this many degrees of the pointing declination"),
-    Option("calibrate", "min_beam_jy", float, 1.0, "a calibrator needs at least this beam-weighted flux density"),
+    Option("calibrate", "min_beam_jy", float, 5.0, "a calibrator needs at least this beam-weighted flux density (lower it where no bright calibrator transits)"),
     Option("calibrate", "recheck_s", float, 600.0, "how often an observation waiting for a solution is rechecked"),
     Option("image", "robust", float, 0.0, "Briggs robust parameter"),
     Option("image", "niter", int, 1000, "maximum CLEAN iterations"),

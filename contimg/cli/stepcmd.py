@@ -11,9 +11,13 @@ from contimg.steps.runner import DoOne, Outcome, StepContext, make_owner, run_jo
 def run_and_render(app: App, step: str, do: DoOne, subjects: list[str], limit: int | None,
                    *, casa: bool = False, progress=None) -> list[Outcome]:
     if casa:
+        import os
+
         from contimg import casa as casa_mod
 
         casa_mod.start(app.config().home)
+        app.db()  # open the database before leaving the working directory
+        os.chdir(casa_mod.scratch_dir(app.config().home))
     ctx = StepContext(app.config(), app.db(), make_owner(), progress)
     outcomes = run_jobs(ctx, step, do, subjects=subjects, limit=limit)
     render(app, outcomes, f"nothing to {step}")

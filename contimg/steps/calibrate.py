@@ -9,7 +9,6 @@ time.  With no covering set the job is deferred, not failed: its reason shows in
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from contimg import names
@@ -49,20 +48,46 @@ def decide_calibrator(ctx: StepContext, obs_id: str, ms: dict) -> dict:
     return calibration.record_choice(ctx.db, obs_id, record)
 
 
+def refant_candidates(configured: list[str]) -> list[str]:
+    """The configured (or built-in) list, then every station by distance from the array
+    centre: the first with unflagged data wins, so a subarray still finds a reference."""
+    import numpy as np
+
+    from contimg.astro.site import stations
+    from contimg.calib.types import DEFAULT_REFANTS
+
+    table = stations()
+    by_distance = [table.names[i] for i in np.argsort(np.linalg.norm(table.antenna_positions, axis=1))]
+    first = list(configured) or list(DEFAULT_REFANTS)
+    return first + [n for n in by_distance if n not in first]
+
+
+def model_sources(ms_path: Path, choice: dict) -> list:
+    """The calibrator plus every other catalogue source bright in the beam: a bright
+    neighbour left out of the model biases the gains by its apparent flux ratio."""
+    from contimg.astro.catalog import load_calibrators
+    from contimg.calib import CalSource, sources_in_beam
+
+    cal = CalSource(choice["calibrator"], choice["ra_deg"], choice["dec_deg"], choice["flux_jy"],
+                    choice["spectral_index"])
+    others = [s for s in sources_in_beam(ms_path, load_calibrators(compact_only=True), 0.01)
+              if s.name != cal.name]
+    return [cal, *others]
+
+
 def solve_calibrator(ctx: StepContext, obs_id: str, ms: dict, choice: dict) -> str:
     """Solve on a calibrator observation unless its set is registered; returns the set name."""
-    from contimg.calib import CalibrationError, CalSource, SolveOptions, solve
+    from contimg.calib import CalibrationError, SolveOptions, solve
 
     cfg = ctx.config
     set_name = names.calibration_set_name(obs_id, choice["calibrator"])
     if calibration.tables_of_set(ctx.db, set_name):
         return set_name
     out_dir = names.caltable_dir(cfg.staging, set_name)
-    source = CalSource(choice["calibrator"], choice["ra_deg"], choice["dec_deg"],
-                       choice["flux_jy"], choice["spectral_index"])
-    opts = SolveOptions(refants=list(cfg.calibrate_refants)) if cfg.calibrate_refants else SolveOptions()
+    opts = SolveOptions(refants=refant_candidates(cfg.calibrate_refants))
+    sources = model_sources(Path(ms["path"]), choice)
     try:
-        result = solve(Path(ms["path"]), out_dir, set_name, [source], opts)
+        result = solve(Path(ms["path"]), out_dir, set_name, sources, opts)
     except CalibrationError as exc:
         raise StepError(f"solving on {obs_id} ({choice['calibrator']}): {exc}") from exc
     calibration.register_set(
@@ -71,7 +96,8 @@ def solve_calibrator(ctx: StepContext, obs_id: str, ms: dict, choice: dict) -> s
                  "gain": cfg.calibrate_gain_valid_h / 24},
         transit_mjd=choice["transit_mjd"], source_observation=obs_id,
         calibrator=choice["calibrator"], refant=result.refant,
-        params={**result.params, "opts": asdict(opts)}, quality=result.quality)
+        params={**result.params, "model": [s.name for s in sources],
+                "refant_candidates": opts.refants[:10]}, quality=result.quality)
     return set_name
 
 

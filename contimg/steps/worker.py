@@ -37,9 +37,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_LEASE_GONE
     if spec.uses_casa:
+        import os
+
         from contimg import casa
 
         casa.start(cfg.home)
+        os.chdir(casa.scratch_dir(cfg.home))  # every path from config and database is absolute
     outcome = run_step_body(StepContext(cfg, db, a.owner), job, spec.do_one())
     print(f"{outcome.subject}\t{outcome.status}\t{outcome.message}", flush=True)
     return 1 if outcome.failed else 0

@@ -1,0 +1,103 @@
+"""Benchmark: contimg.calib.solve + apply on one observation with the full channel count.
+
+Usage:  python bench/bench_calibrate.py [--cache DIR] [--nants 48] [--nchan 48]
+
+Simulates (once, cached) one observation with 3C286 at transit, default noise,
+gains and bandpasses; builds its MS; then, each in its own child process so that
+peak RSS (ru_maxrss of that child, CASA included: modular CASA runs in-process)
+is measured separately:
+  solve   write_model (catalogue sources in the beam) + phase-only gaincal +
+          bandpass + gaincal, staged and installed (timings per step)
+  apply   check_tables + applycal (DATA -> CORRECTED_DATA, calwt) + flag summary
+Default 48 antennas x 768 channels (1176 baselines incl. autos, 28 224 rows,
+21.7 M visibilities per polarisation): a full 96-antenna observation has 4x the
+baselines; CASA's solve and apply scale about linearly in visibilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ensure_ms(cache: Path, nants: int, nchan: int) -> Path:
+    """The cached MS of the benchmark observation (simulated and converted once)."""
+    d = cache / f"cal_{nants}ant_{nchan}ch"
+    ms = d / "obs0.ms"
+    if (ms / "table.dat").exists():
+        return ms
+    from contimg.msio import build_ms
+    from contimg.sim import SimOptions, simulate
+
+    shutil.rmtree(d, ignore_errors=True)
+    t0 = time.monotonic()
+    res = simulate(d / "raw", SimOptions(nants=nants, nchan=nchan, seed=7))
+    t1 = time.monotonic()
+    build_ms(sorted(p for p in res.files if p.name.endswith(".hdf5")), ms)
+    print(f"simulated in {t1 - t0:.0f} s, converted in {time.monotonic() - t1:.0f} s",
+          file=sys.stderr)
+    return ms
+
+
+def child(mode: str, ms: Path, state: Path, out: Path) -> dict:
+    """Run one mode in this process (CASA only; no python-casacore loaded here)."""
+    from contimg import calib, casa
+    from contimg.astro.catalog import load_calibrators
+
+    casa.start(state)
+    casa.tasks()  # import cost is not part of the figures
+    t0 = time.monotonic()
+    if mode == "solve":
+        model = calib.sources_in_beam(ms, load_calibrators(compact_only=True), 0.01)
+        t_sel = time.monotonic() - t0
+        res = calib.solve(ms, out, "bench", model, calib.SolveOptions())
+        fig = {"select_sources_s": round(t_sel, 2), "timings_s": res.params["timings_s"],
+               "refant": res.refant, "quality": res.quality, "model": [s.name for s in model]}
+    else:
+        tables = [calib.final_paths(out, "bench")[k] for k in ("bandpass", "gain")]
+        fig = calib.apply(ms, tables)
+    fig["elapsed_s"] = round(time.monotonic() - t0, 2)
+    fig["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
+    return fig
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/contimg-bench-calibrate"))
+    ap.add_argument("--nants", type=int, default=48)
+    ap.add_argument("--nchan", type=int, default=48, help="channels per subband (x 16)")
+    ap.add_argument("--child", choices=("solve", "apply"), help=argparse.SUPPRESS)
+    ap.add_argument("--ms", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    state, out = args.cache / "state", args.cache / "caltables"
+    if args.child:
+        print("RESULT=" + json.dumps(child(args.child, args.ms, state, out)))
+        return
+    # build in a child too: python-casacore (msio) and casatools never share a process
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import bench_calibrate as b; from pathlib "
+            "import Path; print('MS=' + str(b.ensure_ms(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))")
+    proc = subprocess.run([sys.executable, "-c", code, str(REPO / "bench"), str(args.cache),
+                           str(args.nants), str(args.nchan)], capture_output=True, text=True, check=True)
+    ms = Path([ln for ln in proc.stdout.splitlines() if ln.startswith("MS=")][-1][3:])
+    size_mb = sum(f.stat().st_size for f in ms.rglob("*") if f.is_file()) / 2**20
+    report = {"nants": args.nants, "nchan_total": 16 * args.nchan, "ms_mb_before": round(size_mb)}
+    for mode in ("solve", "apply"):
+        p = subprocess.run([sys.executable, __file__, "--cache", str(args.cache), "--child", mode,
+                            "--ms", str(ms)], capture_output=True, text=True, cwd=args.cache, check=False)
+        if p.returncode:
+            sys.exit(f"{mode} failed:\n{p.stderr[-3000:]}")
+        report[mode] = json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("RESULT=")][-1][7:])
+    report["ms_mb_after"] = round(sum(f.stat().st_size for f in ms.rglob("*") if f.is_file()) / 2**20)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Bandpass and gain solutions with CASA against a point-source model of the calibrator (K2).
+
+Sequence (the standard one for a bright calibrator):
+ 1. MODEL_DATA of the calibrator(s) at their catalogue flux and true position,
+    through the primary beam (model.write_model).
+ 2. Phase-only gaincal per integration on a narrow central window (1/8 of the
+    band, the best-flagged window): removes the small phase drift within the scan
+    so that averaging for the bandpass does not decorrelate; the window is narrow
+    so that instrumental delays (a few ns) do not decorrelate it either.
+ 3. bandpass (one per observation, normalised: solnorm) with (2) applied.
+ 4. gaincal amplitude + phase with (3) applied: carries the flux scale.
+Only (3) and (4) are kept; (2) lives and dies in the staging directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from contimg import casa
+
+from . import tables as ct
+from .model import write_model
+from .types import CalibrationError, CalSource, SolveOptions, SolveResult
+
+PREPHASE_FRACTION = 1 / 8  # of the band, for step 2
+FLAG_SAMPLE_ROWS = 4000
+TABLE_SUFFIX = {"bandpass": "bcal", "gain": "gcal"}
+
+
+def final_paths(out_dir: Path, set_name: str) -> dict[str, Path]:
+    """Where solve() puts each table of a set: ``<out_dir>/<set_name>.bcal`` / ``.gcal``."""
+    return {k: Path(out_dir) / f"{set_name}.{sfx}" for k, sfx in TABLE_SUFFIX.items()}
+
+
+def _antenna_ids(tb, ms: Path) -> dict[str, int]:
+    tb.open(f"{ms}/ANTENNA")
+    try:
+        names = list(tb.getcol("NAME"))
+    finally:
+        tb.close()
+    return {str(n): i for i, n in enumerate(names)}
+
+
+def _has_unflagged_cross(tb, ms: Path, ant_id: int) -> bool:
+    """True if antenna ``ant_id`` has at least one unflagged cross-correlation sample."""
+    tb.open(str(ms))
+    try:
+        q = tb.query(f"ANTENNA1 != ANTENNA2 && (ANTENNA1 == {ant_id} || ANTENNA2 == {ant_id}) "
+                     "&& !FLAG_ROW && !ALL(FLAG)")
+        try:
+            return q.nrows() > 0
+        finally:
+            q.close()
+    finally:
+        tb.close()
+
+
+def data_antennas(tb, ms: Path) -> list[int]:
+    """IDs of antennas that appear in cross-correlations of the MS."""
+    tb.open(str(ms))
+    try:
+        q = tb.query("ANTENNA1 != ANTENNA2", columns="ANTENNA1, ANTENNA2")
+        try:
+            ids = np.union1d(q.getcol("ANTENNA1"), q.getcol("ANTENNA2"))
+        finally:
+            q.close()
+    finally:
+        tb.close()
+    return [int(i) for i in ids]
+
+
+def usable_refants(ms: Path, candidates: list[str]) -> list[str]:
+    """The candidates (names, order kept) that exist in the MS and have unflagged data."""
+    tb = casa.tools().table()
+    ids = _antenna_ids(tb, Path(ms))
+    return [c for c in candidates if str(c) in ids and _has_unflagged_cross(tb, Path(ms), ids[str(c)])]
+
+
+def reference_antenna(ms: Path, candidates: list[str]) -> str:
+    """First candidate antenna NAME with unflagged cross-correlations; CalibrationError if none."""
+    for c in candidates:  # stop at the first hit: cheap for the usual case
+        if usable_refants(ms, [c]):
+            return str(c)
+    raise CalibrationError(
+        f"{ms}: none of the reference antenna candidates {list(candidates)} has unflagged "
+        "cross-correlation data; give other candidates (SolveOptions.refants)")
+
+
+def prephase_window(ms: Path) -> tuple[str, int, int]:
+    """CASA spw selection of the central window (1/8 of the band) with the most unflagged data.
+
+    Flags are read from ~FLAG_SAMPLE_ROWS rows spread evenly over the MS:
+    subband and channel flags are shared by every row, so a sample tells which
+    channels hold data without reading the whole FLAG column.
+    """
+    tb = casa.tools().table()
+    tb.open(str(ms))
+    try:
+        nrow = tb.nrows()
+        flag = np.asarray(tb.getcol("FLAG", 0, -1, max(1, nrow // FLAG_SAMPLE_ROWS)), bool)
+    finally:
+        tb.close()
+    good = (~flag).sum(axis=(0, 2)).astype(float)
+    nchan = good.size
+    width = max(1, round(nchan * PREPHASE_FRACTION))
+    sums = np.convolve(good, np.ones(width), mode="valid")  # window starting at each channel
+    if sums.max() <= 0:
+        raise CalibrationError(f"{ms}: every channel is flagged (sampled {flag.shape[-1]} rows)")
+    starts = np.flatnonzero(sums == sums.max())
+    c0 = int(starts[np.argmin(np.abs(starts + width / 2 - nchan / 2))])
+    return f"0:{c0}~{c0 + width - 1}", c0, c0 + width - 1
+
+
+def _run(task, name: str, caltable: Path, **kw) -> None:
+    """Run a CASA solve task and insist that it wrote a complete table."""
+    try:
+        task(caltable=str(caltable), **kw)
+    except Exception as exc:  # CASA raises assorted RuntimeError/ValueError types
+        raise CalibrationError(f"CASA {name} failed on {kw.get('vis')}: {exc}") from exc
+    try:
+        ct.check_tables([caltable])
+    except ct.CalTableMissing as exc:
+        raise CalibrationError(f"CASA {name} on {kw.get('vis')} wrote no usable table "
+                               f"({exc}); see the CASA log") from exc
+
+
+def solve(ms: Path, out_dir: Path, set_name: str, sources: list[CalSource],
+          opts: SolveOptions | None = None) -> SolveResult:
+    """Solve bandpass and gains on calibrator observation ``ms`` (see module docstring).
+
+    Tables are staged in ``<out_dir>/.<set_name>.tmp-<pid>`` and renamed into
+    final_paths(out_dir, set_name) only when complete and verified; staging
+    leftovers of crashed attempts are removed first; a re-solve replaces an
+    existing set table by table (old one moved aside, then deleted).  Raises
+    CalibrationError: no usable reference antenna, a CASA task failed, or all
+    solutions of a table are flagged.  Needs casa.start().
+    """
+    opts = opts or SolveOptions()
+    ms, out_dir = Path(ms), Path(out_dir)
+    if not (ms / "table.dat").is_file():
+        raise CalibrationError(f"{ms}: Measurement Set not found (no table.dat)")
+    srcs = [CalSource.from_any(s) for s in sources]
+    if not srcs or any(not np.isfinite(s.flux_jy) or s.flux_jy <= 0 for s in srcs):
+        raise CalibrationError(f"{ms}: calibrator model needs sources with a positive catalogue "
+                               f"flux, got {[(s.name, s.flux_jy) for s in srcs]}")
+    t0 = time.monotonic()
+    tasks, tb = casa.tasks(), casa.tools().table()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ct.remove_leftovers(out_dir, set_name)
+    stage = ct.staging_dir(out_dir, set_name)
+    stage.mkdir()
+    try:
+        refs = usable_refants(ms, opts.refants)
+        if not refs:
+            reference_antenna(ms, opts.refants)  # raises with the full message
+        refant = refs[0]
+        timings = {"refant": time.monotonic() - t0}
+        model = write_model(ms, srcs)
+        timings["model"] = time.monotonic() - t0 - sum(timings.values())
+        tasks.delmod(vis=str(ms), otf=True, scr=False)  # a virtual model would shadow MODEL_DATA
+        window, _c0, _c1 = prephase_window(ms)
+        common = {"vis": str(ms), "refant": ",".join(refs), "minsnr": opts.minsnr, "uvrange": opts.uvrange,
+                      "parang": False}
+        pre = stage / "prephase.gcal"
+        _run(tasks.gaincal, "gaincal (phase-only, pre-bandpass)", pre, solint=opts.prephase_solint,
+             calmode="p", gaintype="G", spw=window, **common)
+        timings["prephase"] = time.monotonic() - t0 - sum(timings.values())
+        paths = {k: stage / p.name for k, p in final_paths(out_dir, set_name).items()}
+        _run(tasks.bandpass, "bandpass", paths["bandpass"], solint=opts.bp_solint, bandtype="B",
+             solnorm=True, gaintable=[str(pre)], interp=["linear"], **common)
+        timings["bandpass"] = time.monotonic() - t0 - sum(timings.values())
+        _run(tasks.gaincal, "gaincal (amplitude+phase)", paths["gain"], solint=opts.gain_solint,
+             calmode="ap", gaintype="G", gaintable=[str(paths["bandpass"])], interp=["nearest"],
+             **common)
+        timings["gain"] = time.monotonic() - t0 - sum(timings.values())
+        ants = data_antennas(tb, ms)
+        quality = {k: ct.table_quality(tb, p, ants) for k, p in paths.items()}
+        for kind, q in quality.items():
+            if q["n_solutions"] == 0 or q["flagged_fraction"] >= 1.0:
+                raise CalibrationError(f"{ms}: every {kind} solution is flagged (minsnr "
+                                       f"{opts.minsnr}, refant {refant}); the calibrator may be "
+                                       "absent, too faint or the data flagged")
+        ids = _antenna_ids(tb, ms)
+        want = {ids[r] for r in refs}
+        for kind, q in quality.items():  # CASA reads refant names; make sure it did so here
+            if not set(q["refant_ids"]) <= want:
+                raise CalibrationError(f"{ms}: CASA referenced {kind} solutions to antenna IDs "
+                                       f"{q['refant_ids']}, not the requested {sorted(want)}")
+        finals = final_paths(out_dir, set_name)
+        replaced = [k for k in ("bandpass", "gain") if ct.install(paths[k], finals[k])]
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    params = {
+        **opts.to_dict(), "refant": refant, "refant_list": refs, "prephase_spw": window,
+        "bandtype": "B", "solnorm": True, "gaintype": "G", "gain_calmode": "ap",
+        "apply_order": ["bandpass", "gain"],
+        "model": {"sources": [vars(s) for s in srcs], "primary_beam": "airy 4.65 m",
+                  "pointing_dec_deg": model["pointing_dec_deg"]},
+        "replaced": replaced, "casa": casa.tools().version_string(),
+        "elapsed_s": round(time.monotonic() - t0, 2),
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+    }
+    return SolveResult(tables=final_paths(out_dir, set_name), refant=refant, quality=quality,
+                       params=params)

@@ -1,0 +1,141 @@
+"""Calibration tables on disk: completeness checks, atomic staging, quality figures.
+
+A table is a directory; CASA writes ``table.dat`` (the description) and the
+column files ``table.f0``, ``table.f1``, ... plus subtables (ANTENNA,
+SPECTRAL_WINDOW, ...).  ``check_tables`` insists on those before anything is
+applied (K3).  Solving writes into a private staging directory
+``<out_dir>/.<set>.tmp-<pid>`` and renames each finished, verified table into
+place, so a final path never holds a partial table.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .types import CalTableMissing
+
+TMP_TAG = ".tmp-"
+OLD_TAG = ".old-"
+REQUIRED_SUBTABLES = ("ANTENNA", "SPECTRAL_WINDOW")
+
+
+def check_tables(paths: Iterable[Path]) -> None:
+    """Raise CalTableMissing (naming the table and what is wrong) unless every path is a
+    complete CASA table: a directory with table.dat, table.f0 (non-empty files) and
+    its ANTENNA and SPECTRAL_WINDOW subtables."""
+    paths = list(paths)
+    if not paths:
+        raise CalTableMissing(Path("<none>"), "no calibration tables were given")
+    for p in map(Path, paths):
+        if not p.exists():
+            raise CalTableMissing(p, "does not exist")
+        if not p.is_dir():
+            raise CalTableMissing(p, "is not a directory")
+        for name in ("table.dat", "table.f0"):
+            f = p / name
+            if not f.is_file() or f.stat().st_size == 0:
+                raise CalTableMissing(p, f"{name} missing or empty")
+        for sub in REQUIRED_SUBTABLES:
+            if not (p / sub / "table.dat").is_file():
+                raise CalTableMissing(p, f"subtable {sub} missing")
+
+
+def staging_dir(out_dir: Path, set_name: str) -> Path:
+    """This process's private staging directory for ``set_name``."""
+    return Path(out_dir) / f".{set_name}{TMP_TAG}{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftovers(out_dir: Path, set_name: str) -> list[Path]:
+    """Delete staging directories (and tables moved aside by ``install``) of earlier attempts
+    at ``set_name`` whose process is gone, and this process's own stale ones; a live other
+    writer's are left alone."""
+    removed = []
+    found = [*Path(out_dir).glob(f".{set_name}{TMP_TAG}*"), *Path(out_dir).glob(f".{set_name}.*{OLD_TAG}*")]
+    for p in found:
+        try:
+            pid = int(p.name.rsplit("-", 1)[1])
+        except ValueError:
+            pid = -1
+        if pid > 0 and pid != os.getpid() and _pid_alive(pid):
+            continue
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def install(tmp_table: Path, final: Path) -> bool:
+    """Rename a verified table into place; an existing final table is moved aside first and
+    removed after (never a moment with a partial table at ``final``).  True if replaced."""
+    check_tables([tmp_table])
+    replaced = final.exists()
+    if replaced:
+        old = final.parent / f".{final.name}{OLD_TAG}{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+        os.rename(tmp_table, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp_table, final)
+    return replaced
+
+
+def table_quality(tb, path: Path, antennas=None) -> dict:
+    """n solutions, flagged fraction and median SNR of unflagged solutions of a caltable.
+
+    ``antennas``: IDs that have data; CASA writes a (flagged) row for every
+    ANTENNA-table entry, and stations without data must not count as failures.
+    ``tb`` is a casatools table tool (CASA tables are read with CASA).
+    """
+    tb.open(str(path))
+    try:
+        nrow = tb.nrows()
+        if nrow == 0:
+            return {"n_solutions": 0, "flagged_fraction": 1.0, "median_snr": 0.0, "rows": 0}
+        flag = np.asarray(tb.getcol("FLAG"), bool)  # (npol, nchan, nrow)
+        snr = np.asarray(tb.getcol("SNR"), float)
+        refs = np.asarray(tb.getcol("ANTENNA2"))
+        if antennas is not None:
+            rows = np.isin(np.asarray(tb.getcol("ANTENNA1")), np.asarray(list(antennas)))
+            flag, snr, nrow, refs = flag[..., rows], snr[..., rows], int(rows.sum()), refs[rows]
+    finally:
+        tb.close()
+    if flag.size == 0:
+        return {"n_solutions": 0, "flagged_fraction": 1.0, "median_snr": 0.0, "rows": 0}
+    good = ~flag
+    return {
+        "n_solutions": int(flag.size),
+        "flagged_fraction": float(flag.mean()),
+        "median_snr": float(np.median(snr[good])) if good.any() else 0.0,
+        "rows": int(nrow),
+        "refant_ids": sorted({int(r) for r in refs[good.any(axis=(0, 1))]}),  # CASA stores it in ANTENNA2
+    }
+
+
+def read_solutions(tb, path: Path) -> dict:
+    """CPARAM, FLAG, ANTENNA1, TIME of a caltable as numpy arrays (rows first)."""
+    tb.open(str(path))
+    try:
+        out = {
+            "cparam": np.moveaxis(np.asarray(tb.getcol("CPARAM")), -1, 0),  # (nrow, npol, nchan)
+            "flag": np.moveaxis(np.asarray(tb.getcol("FLAG"), bool), -1, 0),
+            "antenna1": np.asarray(tb.getcol("ANTENNA1")),
+            "time": np.asarray(tb.getcol("TIME")),
+        }
+    finally:
+        tb.close()
+    return out

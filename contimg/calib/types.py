@@ -1,0 +1,114 @@
+"""Inputs, options, results and errors of calibration (no CASA imports here)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REF_FREQ_HZ = 1.4e9
+
+# Stations nearest the array's tee centre (distance 6-48 m), nearest first: 29 sits at
+# the junction of the east-west and north-south arms, then its neighbours along the
+# east-west arm.  A central reference antenna has only short and medium baselines to
+# every other dish and the most stable phase; ten candidates leave room for several
+# to be flagged or off-line.
+DEFAULT_REFANTS = ["29", "28", "30", "27", "31", "26", "32", "25", "33", "24"]
+
+
+class CalibError(Exception):
+    """Base class of calibration errors."""
+
+
+class CalibrationError(CalibError):
+    """Solving cannot produce usable solutions (no reference antenna, CASA failed,
+    everything flagged).  Retrying on the same data gives the same answer."""
+
+
+class CalTableMissing(CalibError):
+    """A calibration table is absent or incomplete on disk.
+
+    Retryable: the table may be restored (or the set re-solved) and the apply run again.
+    """
+
+    retryable = True
+
+    def __init__(self, path: Path, what: str):
+        self.path = Path(path)
+        super().__init__(
+            f"calibration table {self.path} is missing or incomplete ({what}); restore it or "
+            "re-solve its calibration set, then retry the calibrate step")
+
+
+@dataclass
+class CalSource:
+    """A point source of the calibration model: ICRS position, 1.4 GHz flux, spectral index."""
+
+    name: str
+    ra_deg: float
+    dec_deg: float
+    flux_jy: float  # Stokes I at 1.4 GHz, from the catalogue (never a placeholder)
+    spectral_index: float = -0.7
+
+    def flux_at(self, freq_hz):
+        """S(nu) = S_1.4 (nu / 1.4 GHz) ** alpha."""
+        import numpy as np
+
+        return self.flux_jy * (np.asarray(freq_hz, float) / REF_FREQ_HZ) ** self.spectral_index
+
+    @classmethod
+    def from_any(cls, obj) -> CalSource:
+        """From a CalSource, a catalogue Source or a mapping with the same field names."""
+        if isinstance(obj, cls):
+            return obj
+        get = obj.get if isinstance(obj, dict) else (lambda k, d=None: getattr(obj, k, d))
+        return cls(name=str(get("name")), ra_deg=float(get("ra_deg")), dec_deg=float(get("dec_deg")),
+                   flux_jy=float(get("flux_jy")), spectral_index=float(get("spectral_index", -0.7)))
+
+
+@dataclass
+class SolveOptions:
+    """Solver settings.
+
+    refants: antenna NAMES in priority order; the first with unflagged
+        cross-correlations is the reference (see DEFAULT_REFANTS).
+    bp_solint: one bandpass per observation ("inf"): the bandpass is stable for
+        hours and a 5-minute average maximises per-channel SNR.
+    gain_solint: "inf" = one amplitude+phase solution per observation.  These gains
+        are transferred to other observations for hours, where the calibrator-scan
+        mean is the best estimate; a per-integration solution ("int") would only add
+        noise to the edge value that applycal carries forward.  Gains drift ~1 deg
+        within one 5-minute scan on DSA-110 (see docs/calibration.md).
+    prephase_solint: the phase-only solve before the bandpass is per integration so
+        the bandpass average over the scan does not decorrelate.
+    minsnr: solutions below this SNR are flagged by CASA.
+    uvrange: CASA uvrange selection for all solves ("" = all cross-correlations;
+        CASA never uses autocorrelations in solving).
+    """
+
+    refants: list[str] = field(default_factory=lambda: list(DEFAULT_REFANTS))
+    bp_solint: str = "inf"
+    gain_solint: str = "inf"
+    prephase_solint: str = "int"
+    minsnr: float = 3.0
+    uvrange: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SolveResult:
+    """Final table paths, the reference antenna, per-table quality and solver parameters.
+
+    quality[kind] = {"n_solutions", "flagged_fraction", "median_snr"} for kind in
+    ("bandpass", "gain"); params holds everything the registry should record.
+    """
+
+    tables: dict[str, Path]
+    refant: str
+    quality: dict
+    params: dict
+
+    def to_dict(self) -> dict:
+        return {"tables": {k: str(v) for k, v in self.tables.items()}, "refant": self.refant,
+                "quality": self.quality, "params": self.params}

@@ -1,0 +1,249 @@
+"""Helpers for the calibration tests: data built and CASA run in child processes.
+
+The simulator and the MS writer load python-casacore (via pyuvdata); contimg.calib
+loads casatools.  Every step runs in its own child Python (``child``) so the
+pytest process never holds both.  The functions below named for a step are what
+the children run; they take and return JSON-able values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+TESTS = Path(__file__).resolve().parent
+
+
+def child(fn: str, timeout: float = 900, **kw):
+    """Run ``calib_helpers.<fn>(**kw)`` in a fresh Python and return its JSON result."""
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import calib_helpers as h; "
+            "r = getattr(h, sys.argv[2])(**json.loads(sys.argv[3])); "
+            "print('RESULT=' + json.dumps(r))")
+    proc = subprocess.run([sys.executable, "-c", code, str(TESTS), fn, json.dumps(kw, default=str)],
+                          capture_output=True, text=True, timeout=timeout,
+                          cwd=kw.get("state", None) or os.getcwd(), check=False)
+    assert proc.returncode == 0, f"{fn} failed:\n{proc.stderr[-4000:]}"
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT=")][-1]
+    return json.loads(line[len("RESULT="):])
+
+
+# ---- run in children -------------------------------------------------------------------
+
+def build(out: str, opts: dict, obs: list[int]) -> dict:
+    """simulate() into out/raw, then one MS per requested observation (python-casacore side)."""
+    from contimg.msio import build_ms
+    from contimg.sim import SimOptions, simulate
+
+    out_p = Path(out)
+    res = simulate(out_p / "raw", SimOptions(**opts))
+    mss = {}
+    for o in res.observations:
+        if o["index"] in obs:
+            files = [out_p / "raw" / name for name in o["files"].values()]
+            mss[str(o["index"])] = str(build_ms(files, out_p / f"obs{o['index']}.ms").path)
+    return {"manifest": str(res.manifest), "ms": mss}
+
+
+def _casa(state: str):
+    from contimg import casa
+
+    casa.start(Path(state))
+    return casa
+
+
+def _manifest(path: str) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def catalogue_model(ms: str, min_apparent_jy: float = 0.01) -> list:
+    """What the pipeline models: compact catalogue sources in the beam during ``ms``."""
+    from contimg import calib
+    from contimg.astro.catalog import load_calibrators
+
+    return calib.sources_in_beam(Path(ms), load_calibrators(compact_only=True), min_apparent_jy)
+
+
+def model_vs_data(state: str, ms: str, manifest: str) -> dict:
+    """write_model with every source of the truth sky, then compare MODEL_DATA with DATA."""
+    casa = _casa(state)
+    from contimg import calib
+
+    srcs = [calib.CalSource.from_any(s) for s in _manifest(manifest)["sources"]]
+    info = calib.write_model(Path(ms), srcs)
+    tb = casa.tools().table()
+    tb.open(ms)
+    d, m = tb.getcol("DATA"), tb.getcol("MODEL_DATA")
+    cross = tb.getcol("ANTENNA1") != tb.getcol("ANTENNA2")
+    tb.close()
+    d, m = d[..., cross], m[..., cross]
+    diff = np.abs(m - d)
+    return {"info": info, "max_rel_to_mean": float(diff.max() / np.abs(d).mean()),
+            "max_rel_per_vis": float((diff / np.abs(d)).max()),
+            "rms_rel": float(np.sqrt((diff ** 2).mean() / (np.abs(d) ** 2).mean())),
+            "n_sources": len(srcs)}
+
+
+def solve_vs_truth(state: str, ms: str, manifest: str, obs_index: int, out_dir: str,
+                   set_name: str, refants: list[str]) -> dict:
+    """solve() with the catalogue model, then compare bandpass x gain with the truth manifest.
+
+    Truth convention: V_ij = g_i conj(g_j) V_true (pyuvdata).  The MS writer
+    conjugates the data, so CASA's solution for antenna i is conj(g_i b_i(nu)),
+    referenced to the reference antenna (its solution phase is zero) and averaged
+    over the scan (solint 'inf').
+    """
+    casa = _casa(state)
+    from contimg import calib
+    from contimg.calib.tables import read_solutions
+
+    model = catalogue_model(ms)
+    res = calib.solve(Path(ms), Path(out_dir), set_name, model, calib.SolveOptions(refants=refants))
+    man = _manifest(manifest)
+    tb = casa.tools().table()
+    b = read_solutions(tb, res.tables["bandpass"])
+    g = read_solutions(tb, res.tables["gain"])
+    names, nums = man["gain_antennas"]["names"], man["gain_antennas"]["numbers"]
+    o = man["observations"][obs_index]
+    gt = np.array(o["gains_re"]) + 1j * np.array(o["gains_im"])  # (t, ant, pol)
+    bp = np.array(man["bandpass"]["re"]) + 1j * np.array(man["bandpass"]["im"])  # (ant, chan, pol)
+    bp = bp[:, np.argsort(man["bandpass"]["freqs_hz"])]  # MS channels ascend
+    r = names.index(res.refant)
+    gref = (gt * np.conj(gt[:, r:r + 1]) / np.abs(gt[:, r:r + 1])).mean(axis=0)  # (ant, pol)
+    truth = gref[:, None, :] * bp * np.conj(bp[r:r + 1]) / np.abs(bp[r:r + 1])
+    amp_err, ph_err = [], []
+    for n in man["antennas"]["numbers"]:
+        row_b = np.flatnonzero(b["antenna1"] == n)[0]
+        row_g = np.flatnonzero(g["antenna1"] == n)[0]
+        sol = b["cparam"][row_b] * g["cparam"][row_g][:, :1]  # (pol, chan)
+        ok = ~(b["flag"][row_b] | g["flag"][row_g][:, :1])
+        ratio = (sol / np.conj(truth[nums.index(n)]).T)[ok]
+        amp_err.append(np.abs(ratio) - 1)
+        ph_err.append(np.degrees(np.angle(ratio)))
+    a, p = np.concatenate(amp_err), np.concatenate(ph_err)
+    return {"result": res.to_dict(), "model": [s.name for s in model],
+            "amp_max": float(np.abs(a).max()), "amp_rms": float(np.sqrt((a ** 2).mean())),
+            "phase_max_deg": float(np.abs(p).max()), "phase_rms_deg": float(np.sqrt((p ** 2).mean())),
+            "n_compared": int(a.size), "n_expected": int(len(man["antennas"]["numbers"]) * 2 * bp.shape[1]),
+            "sigma_jy": man["noise"]["sigma_jy"]}
+
+
+def solve_only(state: str, ms: str, out_dir: str, set_name: str, refants: list[str],
+               minsnr: float = 3.0) -> dict:
+    """solve() with the catalogue model; CalibError comes back as {"error", "message"}."""
+    _casa(state)
+    from contimg import calib
+
+    try:
+        res = calib.solve(Path(ms), Path(out_dir), set_name, catalogue_model(ms),
+                          calib.SolveOptions(refants=refants, minsnr=minsnr))
+    except calib.CalibError as exc:
+        return {"error": type(exc).__name__, "message": str(exc)}
+    return res.to_dict()
+
+
+def apply_vs_ideal(state: str, ms: str, ideal_ms: str, tables: list[str]) -> dict:
+    """apply() to ``ms``; compare its CORRECTED_DATA with DATA of the gain-free twin."""
+    casa = _casa(state)
+    from contimg import calib
+
+    out = calib.apply(Path(ms), [Path(t) for t in tables])
+    tb = casa.tools().table()
+    tb.open(ms)
+    c, f = tb.getcol("CORRECTED_DATA"), tb.getcol("FLAG")
+    cross = tb.getcol("ANTENNA1") != tb.getcol("ANTENNA2")
+    tb.close()
+    tb.open(ideal_ms)
+    d = tb.getcol("DATA")
+    tb.close()
+    ok = ~f & cross[None, None, :]
+    ratio = c[ok] / d[ok]
+    return {"apply": out, "amp_rms": float(np.sqrt(((np.abs(ratio) - 1) ** 2).mean())),
+            "phase_rms_deg": float(np.sqrt((np.degrees(np.angle(ratio)) ** 2).mean())),
+            "amp_max": float(np.abs(np.abs(ratio) - 1).max()),
+            "unflagged_fraction": float(ok.sum() / (ok.size * cross.mean()))}
+
+
+def _snapshot(tb, ms: str) -> dict:
+    tb.open(ms)
+    try:
+        cols = ["CORRECTED_DATA", "FLAG", "WEIGHT", "SIGMA"]
+        if "WEIGHT_SPECTRUM" in tb.colnames():
+            cols.append("WEIGHT_SPECTRUM")
+        return {c: np.asarray(tb.getcol(c)) for c in cols}
+    finally:
+        tb.close()
+
+
+def apply_twice(state: str, ms: str, tables: list[str]) -> dict:
+    """apply() twice; report the largest change of every written column between the runs."""
+    casa = _casa(state)
+    from contimg import calib
+
+    tb = casa.tools().table()
+    first = calib.apply(Path(ms), [Path(t) for t in tables])
+    a = _snapshot(tb, ms)
+    second = calib.apply(Path(ms), [Path(t) for t in tables])
+    b = _snapshot(tb, ms)
+    diffs = {k: float(np.abs(a[k].astype(complex) - b[k].astype(complex)).max()) for k in a}
+    w = a["WEIGHT"]
+    return {"first": first, "second": second, "max_change": diffs,
+            "weight_range": [float(w.min()), float(w.max())]}
+
+
+def try_apply(state: str, ms: str, tables: list[str]) -> dict:
+    """apply(), with CalibError returned as {"error", "message", "retryable"}."""
+    _casa(state)
+    from contimg import calib
+
+    try:
+        return {"ok": calib.apply(Path(ms), [Path(t) for t in tables])}
+    except calib.CalibError as exc:
+        return {"error": type(exc).__name__, "message": str(exc),
+                "retryable": bool(getattr(exc, "retryable", False))}
+
+
+def pick_refant(state: str, ms: str, candidates: list[str], flag: list[str] = ()) -> dict:
+    """Flag every row of the named antennas (table tool, by ANTENNA-table index), then run
+    reference_antenna()."""
+    casa = _casa(state)
+    from contimg import calib
+
+    tb = casa.tools().table()
+    tb.open(f"{ms}/ANTENNA")
+    ids = {str(n): i for i, n in enumerate(tb.getcol("NAME"))}
+    tb.close()
+    if flag:
+        tb.open(ms, nomodify=False)
+        a1, a2 = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2")
+        rows = np.isin(a1, [ids[n] for n in flag]) | np.isin(a2, [ids[n] for n in flag])
+        f = tb.getcol("FLAG")
+        f[..., rows] = True
+        tb.putcol("FLAG", f)
+        tb.close()
+    try:
+        return {"refant": calib.reference_antenna(Path(ms), candidates)}
+    except calib.CalibError as exc:
+        return {"error": type(exc).__name__, "message": str(exc)}
+
+
+def model_with_moved_centre(state: str, ms: str, shift_deg: float) -> dict:
+    """Shift the FIELD phase centre (uvw unchanged), then write_model: must refuse."""
+    casa = _casa(state)
+    from contimg import calib
+
+    tb = casa.tools().table()
+    tb.open(f"{ms}/FIELD", nomodify=False)
+    d = tb.getcol("PHASE_DIR")
+    d[1] += np.radians(shift_deg)
+    tb.putcol("PHASE_DIR", d)
+    tb.close()
+    try:
+        calib.write_model(Path(ms), [calib.CalSource("X", 0.0, 0.0, 1.0, 0.0)])
+    except calib.CalibError as exc:
+        return {"error": type(exc).__name__, "message": str(exc)}
+    return {"ok": True}

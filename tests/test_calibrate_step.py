@@ -1,0 +1,101 @@
+"""Calibrate as a pipeline step: K1 choice, deferral until a solution lands (K3/K4),
+missing tables as a clear retryable error, idempotent re-runs.  CASA runs in
+subprocesses (this process may have python-casacore loaded)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from pipeline_helpers import age, sim
+
+from contimg.state import Database, calibration
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """Three observations, 3C286 transiting in the middle one, converted to MS."""
+    from contimg.config import load_config
+    from contimg.steps.convert import convert_one
+    from contimg.steps.ingest import scan
+    from contimg.steps.runner import StepContext, make_owner, run_jobs
+
+    home = tmp_path_factory.mktemp("calhome")
+    res = sim(home / "incoming", observations=3, nants=16, nchan=4, sefd_jy=5800.0,
+              gains=True, bandpass=True, gains_vary=False)
+    age(list((home / "incoming").iterdir()))
+    cfg = load_config(home=home, environ={})
+    cfg.ensure_dirs()
+    db = Database(cfg.db_path)
+    scan(cfg, db)
+    outcomes = run_jobs(StepContext(cfg, db, make_owner()), "convert", convert_one)
+    assert [o.status for o in outcomes] == ["done"] * 3
+    return home, json.loads(res.manifest.read_text())
+
+
+def _copy_home(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)
+    # the database stores absolute paths: rewrite them for the copy
+    db = Database(dst / "state.sqlite3")
+    with db.transaction() as conn:
+        conn.execute("UPDATE measurement_sets SET path = replace(path, ?, ?)", (str(src), str(dst)))
+        conn.execute("UPDATE subband_files SET path = replace(path, ?, ?)", (str(src), str(dst)))
+    return dst
+
+
+def test_k1_k4_earlier_observation_waits_then_is_applied_without_a_manual_step(converted, tmp_path, cli) -> None:
+    home = _copy_home(converted[0], tmp_path / "h")
+    cli.home = home
+    res = cli.proc("calibrate", "--json")
+    assert res.returncode == 0, res.stderr[-3000:]
+    outcomes = json.loads(res.stdout)
+    obs = sorted({o["subject"] for o in outcomes})
+    seq = [(o["subject"], o["status"]) for o in outcomes]
+    assert seq[0] == (obs[0], "deferred"), "before the transit: nothing covers it yet"
+    assert "waiting for a calibration solution" in outcomes[0]["message"]
+    messages = {(o["subject"], o["status"]): o["message"] for o in outcomes}
+    assert messages[(obs[1], "done")].startswith("solved")
+    assert [s for s in seq if s[1] == "done"] == [(obs[1], "done"), (obs[0], "done"), (obs[2], "done")]
+    db = Database(home / "state.sqlite3")
+    choice = calibration.get_choice(db, obs[1])
+    assert choice["calibrator"] == "3C286"
+    assert calibration.get_choice(db, obs[0])["calibrator"] is None
+    tables = calibration.list_tables(db)
+    assert sorted(t["kind"] for t in tables) == ["bandpass", "gain"]
+    gain = next(t for t in tables if t["kind"] == "gain")
+    assert abs((gain["valid_end_mjd"] - gain["valid_start_mjd"]) * 24 - 2.0) < 1e-6
+    assert gain["valid_start_mjd"] < choice["transit_mjd"] < gain["valid_end_mjd"]
+    assert all(calibration.get_application(db, o) for o in obs)
+    assert cli.json("status")["waiting"] == []
+    listing = json.loads(cli.proc("calibrate", "--list", "--json").stdout)
+    assert {r["set_name"] for r in listing} == {tables[0]["set_name"]}
+    applied = [calibration.get_application(db, o)["applied_at"] for o in obs]
+    again = cli.proc("calibrate", *obs)
+    assert again.returncode == 0 and again.stdout.count("already done") == 3
+    assert [calibration.get_application(db, o)["applied_at"] for o in obs] == applied
+    assert cli.proc("calibrate").stderr.strip() == "nothing to calibrate"
+
+
+def test_k3_deleted_table_is_a_clear_retryable_error_then_retry_completes(converted, tmp_path, cli) -> None:
+    home = _copy_home(converted[0], tmp_path / "h")
+    cli.home = home
+    db = Database(home / "state.sqlite3")
+    obs = [r["observation_id"] for r in db.query("SELECT observation_id FROM measurement_sets ORDER BY mid_mjd")]
+    first = cli.proc("calibrate", obs[1])
+    assert first.returncode == 0 and "\tdone\t" in first.stdout, first.stderr[-2000:]
+    gain = next(t for t in calibration.list_tables(db) if t["kind"] == "gain")
+    hidden = tmp_path / "hidden.gcal"
+    shutil.move(gain["path"], hidden)
+    res = cli.proc("calibrate", obs[2])
+    assert res.returncode == 1
+    assert gain["path"] in res.stdout
+    job = db.query("SELECT id, state, last_error FROM jobs WHERE step = 'calibrate' AND subject = ?", (obs[2],))[0]
+    assert job["state"] == "failed" and gain["path"] in job["last_error"]
+    assert calibration.get_application(db, obs[2]) is None
+    shutil.move(hidden, gain["path"])
+    assert cli.proc("retry", str(job["id"])).returncode == 0
+    done = cli.proc("calibrate", obs[2])
+    assert done.returncode == 0 and "\tdone\t" in done.stdout
+    assert calibration.get_application(db, obs[2]) is not None
