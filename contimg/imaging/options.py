@@ -1,0 +1,125 @@
+"""Options and result of :func:`contimg.imaging.image_ms` (the image step maps onto these)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GRIDDERS = ("coplanar", "wproject", "standard")
+
+
+class ImagingError(RuntimeError):
+    """An MS that cannot be imaged (missing, unreadable, no data) or a CASA failure."""
+
+
+@dataclass
+class ImageOptions:
+    """How to image one observation.
+
+    robust: Briggs robustness (0 = between natural and uniform).
+    imsize: pixels per side; None = derive: the field where the HA- and band-averaged
+        primary beam is >= pb_cutoff (about 4 deg across, wider in RA by the drift), plus
+        a 5 % margin; the image is then rectangular (RA x Dec).
+    cell_arcsec: None = c / f_max / uv_max / 3, about 1/4 of the robust-0 beam.
+    niter: CLEAN iteration bound; nmajor: major-cycle bound (each costs a full
+        degrid + grid of the data, ~20-40 s for a full observation): together they bound
+        the time per observation.
+    cyclefactor: tclean's; 0.5 lets each minor cycle go deeper than the default 1.0.
+        Safe here: the standard gridder's PSF is position-invariant and Hogbom subtracts
+        the full PSF, and the DSA-110 PSF's high pedestal (~0.3) otherwise forces a major
+        cycle for every factor ~3 in peak residual.
+    threshold_sigma: CLEAN stops at this many times the robust rms of the residual
+        (tclean's nsigma: re-measured every major cycle).
+    gridder: "coplanar" (default) = tclean's standard gridder plus an exact image-plane
+        correction of the w-term for a coplanar snapshot (the DSA-110 is flat to
+        ~0.7 m rms and an observation lasts 5 min; docs/imaging.md); "wproject" = CASA
+        w-projection with ``wprojplanes`` (correct but ~10x slower); "standard" = no
+        w-correction (sources 1-2 deg out land 6-20 arcsec off; for comparison only).
+    pb_cutoff: primary-beam level below which the corrected image is blanked (NaN).
+    datacolumn: "corrected", falling back to "data" when the MS has no CORRECTED_DATA.
+    find_snr: source-finding threshold (x noise).
+    avg_chan_width_hz: channels are averaged (mstransform, in the staging area) up to this
+        width before imaging, for speed (gridding cost is per visibility): 244 kHz -> 977
+        kHz on real data; bandwidth smearing then lowers peaks < 1 % at 2.5 deg with a
+        ~40 arcsec beam (PITFALLS: keep ~1 MHz or finer).  None = no averaging.
+    """
+
+    robust: float = 0.0
+    imsize: int | None = None
+    cell_arcsec: float | None = None
+    niter: int = 1000
+    nmajor: int = 10
+    cyclefactor: float = 0.5
+    threshold_sigma: float = 4.0
+    gridder: str = "coplanar"
+    wprojplanes: int = -1
+    pb_cutoff: float = 0.2
+    datacolumn: str = "corrected"
+    find_snr: float = 10.0
+    avg_chan_width_hz: float | None = 1.0e6
+
+    def __post_init__(self) -> None:
+        if self.gridder not in GRIDDERS:
+            raise ValueError(f"gridder must be one of {GRIDDERS}, got {self.gridder!r}")
+        if self.datacolumn not in ("corrected", "data"):
+            raise ValueError(f"datacolumn must be 'corrected' or 'data', got {self.datacolumn!r}")
+        if not 0 < self.pb_cutoff < 1:
+            raise ValueError("pb_cutoff must be in (0, 1)")
+        if self.niter < 0:
+            raise ValueError("niter must be >= 0")
+        if self.cyclefactor <= 0:
+            raise ValueError("cyclefactor must be > 0")
+
+
+@dataclass
+class ImageResult:
+    """Outputs and figures of one imaged observation (sources sorted by flux, brightest first).
+
+    noise_jy: 1.4826 x MAD of the residual where pb >= pb_cutoff (Jy/beam).
+    peak_jy: largest value of the (not pb-corrected) image in that area.
+    sources: dicts with ra_deg, dec_deg, flux_jy (pb-corrected peak, Jy), peak_jy (apparent),
+        pb, snr, x, y (0-based pixels).
+    datacolumn: the column actually imaged; datacolumn_note says why if it differs.
+    """
+
+    image_fits: Path
+    residual_fits: Path
+    pb_fits: Path
+    pbcor_fits: Path
+    png: Path
+    beam_major_arcsec: float
+    beam_minor_arcsec: float
+    beam_pa_deg: float
+    noise_jy: float
+    peak_jy: float
+    dynamic_range: float
+    sources: list[dict] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    datacolumn: str = "corrected"
+    datacolumn_note: str = ""
+    freq_hz: float = 0.0
+    cell_arcsec: float = 0.0
+    shape: list[int] = field(default_factory=list)
+    gridder: str = "coplanar"
+    wterm: dict = field(default_factory=dict)
+    chanbin: int = 1
+    geometry: dict = field(default_factory=dict)
+    reused: bool = False
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, Path):
+                d[k] = str(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, base: Path | None = None) -> ImageResult:
+        """Inverse of :meth:`to_dict`; relative paths are taken relative to ``base``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        for k in ("image_fits", "residual_fits", "pb_fits", "pbcor_fits", "png"):
+            p = Path(kw[k])
+            kw[k] = (base / p) if (base is not None and not p.is_absolute()) else p
+        return cls(**kw)

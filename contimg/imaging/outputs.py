@@ -1,0 +1,139 @@
+"""Output names, atomic commit and verification of an observation's image products (M1).
+
+Everything is made in a staging directory beside ``out_dir`` (same filesystem), then
+committed: if ``out_dir`` does not exist yet the whole directory is renamed into place
+(one atomic step); otherwise each file is renamed in, the ``<name>.image.json``
+record last.  The record is the commit mark: :func:`verify_outputs` accepts a set only
+when the record exists and every file it names reads back as valid, so a crash
+mid-commit leaves nothing that passes as done, and the next run simply redoes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .options import ImageResult
+
+KINDS = {"image_fits": "image.fits", "residual_fits": "residual.fits", "pb_fits": "pb.fits",
+         "pbcor_fits": "pbcor.fits", "png": "png"}
+RECORD = "image.json"
+STAGING_TAG = "imaging"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def output_names(name: str) -> dict[str, str]:
+    """File names of every product of ``name`` (the record last)."""
+    return {**{k: f"{name}.{suffix}" for k, suffix in KINDS.items()}, "record": f"{name}.{RECORD}"}
+
+
+def staging_dir(out_dir: Path, name: str) -> Path:
+    """A fresh private staging directory beside out_dir: .<out>.<name>.imaging-<pid>-<rand>."""
+    out_dir = Path(out_dir)
+    d = out_dir.parent / f".{out_dir.name}.{name}.{STAGING_TAG}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    d.mkdir(parents=True)
+    return d
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftovers(out_dir: Path, name: str) -> list[Path]:
+    """Delete staging directories of crashed attempts (their process is gone)."""
+    out_dir = Path(out_dir)
+    removed = []
+    if not out_dir.parent.is_dir():
+        return removed
+    for d in out_dir.parent.glob(f".{out_dir.name}.{name}.{STAGING_TAG}-*"):
+        try:
+            pid = int(d.name.rsplit("-", 2)[-2])
+        except ValueError:
+            continue
+        if pid == os.getpid() or not _pid_alive(pid):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def commit(products: Path, out_dir: Path, name: str) -> None:
+    """Move the finished products (files named by :func:`output_names`) into out_dir."""
+    out_dir = Path(out_dir)
+    names = output_names(name)
+    if not out_dir.exists():
+        try:
+            os.rename(products, out_dir)
+            return
+        except OSError:  # created meanwhile by someone else: fall back to per-file renames
+            pass
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / names["record"]).unlink(missing_ok=True)  # old set stops counting as done first
+    for key, fname in names.items():
+        if key != "record":
+            os.replace(products / fname, out_dir / fname)
+    os.replace(products / names["record"], out_dir / names["record"])
+
+
+def _read_fits(path: Path):
+    from astropy.io import fits
+
+    with warnings.catch_warnings():  # a truncated file is reported by returning None
+        warnings.simplefilter("ignore")
+        with fits.open(path, memmap=False) as hdul:
+            return np.asarray(hdul[0].data), hdul[0].header.copy()
+
+
+def verify_outputs(out_dir: Path, name: str) -> ImageResult | None:
+    """M1: the recorded result if every product exists and reads back valid, else None.
+
+    Valid: the record parses; the four FITS open, have the recorded shape and matching
+    WCS; image, residual and pb are finite everywhere; pbcor is finite exactly where
+    pb >= the recorded cutoff (NaN elsewhere); the PNG has a PNG signature.  No
+    re-imaging is done.
+    """
+    out_dir = Path(out_dir)
+    names = output_names(name)
+    try:
+        rec = json.loads((out_dir / names["record"]).read_text())
+        res = ImageResult.from_dict(rec, base=out_dir)
+        shape = tuple(rec["shape"])
+        cutoff = float(rec["pb_cutoff"])
+        arrays, ref = {}, None
+        for key in ("image_fits", "residual_fits", "pb_fits", "pbcor_fits"):
+            path = out_dir / names[key]
+            if getattr(res, key) != path:
+                return None
+            data, hdr = _read_fits(path)
+            if data.shape[-2:] != shape or data.size != shape[0] * shape[1]:
+                return None
+            wcs_key = tuple(hdr.get(k) for k in ("CRVAL1", "CRVAL2", "CDELT1", "CDELT2", "CRPIX1", "CRPIX2"))
+            if ref is None:
+                ref = wcs_key
+            elif wcs_key != ref:
+                return None
+            arrays[key] = data.reshape(shape)
+        for key in ("image_fits", "residual_fits", "pb_fits"):
+            if not np.all(np.isfinite(arrays[key])):
+                return None
+        inside = arrays["pb_fits"] >= cutoff
+        if not inside.any() or not np.array_equal(np.isfinite(arrays["pbcor_fits"]), inside):
+            return None
+        with open(out_dir / names["png"], "rb") as fh:
+            if fh.read(8) != PNG_MAGIC:
+                return None
+    except Exception:  # noqa: BLE001 - anything unreadable (truncated FITS, bad JSON, ...) is simply not done
+        return None
+    res.reused = True
+    return res

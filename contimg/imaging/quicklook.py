@@ -1,0 +1,51 @@
+"""PNG quicklook of a primary-beam-corrected image: RA/Dec axes, Jy/beam colour bar,
+synthesized beam ellipse, found sources circled.  Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def write_png(path: Path, img: np.ndarray, wcs2d, *, noise: float, beam_arcsec: tuple[float, float, float],
+              sources: list[dict], title: str = "") -> None:
+    """Write the quicklook; ``img`` is 2-D (NaN outside the beam cutoff), beam is (maj, min, pa)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from astropy.visualization import AsinhStretch, ImageNormalize
+    from matplotlib.patches import Ellipse
+
+    finite = img[np.isfinite(img)]
+    peak = float(finite.max()) if finite.size else 1.0
+    noise = noise if np.isfinite(noise) and noise > 0 else max(abs(peak), 1e-6) * 1e-3
+    vmin, vmax = -3 * noise, max(peak, 10 * noise)
+    norm = ImageNormalize(vmin=vmin, vmax=vmax, stretch=AsinhStretch(a=min(0.1, 20 * noise / vmax)))
+    fig = plt.figure(figsize=(8.5, 8))
+    ax = fig.add_subplot(projection=wcs2d)
+    im = ax.imshow(img, origin="lower", cmap="inferno", norm=norm, interpolation="nearest")
+    ax.set_xlabel("RA (ICRS)")
+    ax.set_ylabel("Dec (ICRS)")
+    ax.coords.grid(color="white", alpha=0.25, linestyle=":")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="Jy/beam (pb-corrected)")
+    cdelt = np.abs(wcs2d.wcs.cdelt) * 3600.0 if wcs2d.wcs.has_cd() is False else \
+        np.abs(np.diag(wcs2d.wcs.cd)) * 3600.0
+    maj, mnr, pa = beam_arcsec
+    ny, nx = img.shape
+    # the beam is tiny against a 4 deg field: draw it 10x enlarged, and say so
+    scale = 10.0
+    cx, cy = 0.06 * nx, 0.06 * ny
+    ax.add_patch(Ellipse((cx, cy), width=scale * mnr / cdelt[0], height=scale * maj / cdelt[1],
+                         angle=pa, facecolor="none", edgecolor="cyan", lw=1.2))
+    ax.text(cx + 0.04 * nx, cy, f"beam x{scale:.0f}: {maj:.1f}\" x {mnr:.1f}\"", color="cyan",
+            fontsize=8, va="center")
+    if sources:
+        xs = [s["x"] for s in sources]
+        ys = [s["y"] for s in sources]
+        ax.scatter(xs, ys, s=120, facecolors="none", edgecolors="lime", linewidths=0.9)
+    ax.set_title(title + f"\nrms {noise * 1e3:.2f} mJy/beam, peak {peak:.3f} Jy/beam, "
+                 f"{len(sources)} sources", fontsize=9)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
