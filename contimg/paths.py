@@ -92,3 +92,14 @@ def move_dir(src: Path, dest: Path, checksums: dict[str, str]) -> str:
     _fsync_dir(dest.parent)
     shutil.rmtree(src)
     return "copy"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists: temporaries named after a live writer are left alone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

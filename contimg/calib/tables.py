@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .types import CalTableMissing
+from contimg.paths import pid_alive as _pid_alive
 
 TMP_TAG = ".tmp-"
 OLD_TAG = ".old-"
@@ -50,14 +51,6 @@ def staging_dir(out_dir: Path, set_name: str) -> Path:
     return Path(out_dir) / f".{set_name}{TMP_TAG}{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_leftovers(out_dir: Path, set_name: str) -> list[Path]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .options import ImageResult
+from contimg.paths import pid_alive as _pid_alive
 
 KINDS = {"image_fits": "image.fits", "residual_fits": "residual.fits", "pb_fits": "pb.fits",
          "pbcor_fits": "pbcor.fits", "png": "png"}
@@ -41,14 +42,6 @@ def staging_dir(out_dir: Path, name: str) -> Path:
     return d
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_leftovers(out_dir: Path, name: str) -> list[Path]:

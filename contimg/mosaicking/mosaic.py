@@ -24,6 +24,7 @@ from contimg.mosaicking.grid import MosaicArrays, build_mosaic
 from contimg.mosaicking.qa import assess, find_sources, match_catalogue, noise_figures
 from contimg.mosaicking.quicklook import write_png
 from contimg.mosaicking.tiles import MosaicOptions, Tile, check_tiles, validate_tiles
+from contimg.paths import pid_alive as _pid_alive
 
 
 class MosaicInputError(Exception):
@@ -114,14 +115,6 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def clean_stale_temps(out_dir: Path, mosaic_id: str) -> list[Path]:

@@ -23,6 +23,7 @@ from casacore import tables
 from pyuvdata.utils.io import ms as ms_utils
 
 from .inputs import ConvertError
+from contimg.paths import pid_alive as _pid_alive
 
 TMP_TAG = ".tmp-"
 
@@ -32,14 +33,6 @@ def tmp_path_for(out_ms: Path) -> Path:
     return out_ms.parent / f".{out_ms.name}{TMP_TAG}{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_leftovers(out_ms: Path) -> list[Path]:

@@ -1,0 +1,142 @@
+"""End to end (slow): simulated hour -> `contimg watch --once` -> a published mosaic that
+matches the truth; and the same run killed with SIGKILL at least 10 times over all steps
+ends in the same state (issue 8, O2).  Select with `pytest -m slow`; CI runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from e2e_helpers import compare_with_truth
+from pipeline_helpers import age
+
+from contimg.ops.status import collect_status, is_clean
+from contimg.sim import SimOptions, simulate
+from contimg.state import Database
+
+pytestmark = pytest.mark.slow
+
+SIM = dict(observations=12, nants=24, nchan=2, seed=42, gains_vary=False)
+STEPS = ("convert", "calibrate", "image", "mosaic", "publish")
+
+
+def _simulate(home: Path) -> Path:
+    res = simulate(home / "incoming", SimOptions(**SIM))
+    age(list((home / "incoming").iterdir()))
+    return res.manifest
+
+
+def _watch(home: Path, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "contimg", "--home", str(home), "watch", "--once",
+                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("e2e")
+    manifest = _simulate(home)
+    t0 = time.monotonic()
+    w = _watch(home)
+    out, _ = w.communicate(timeout=3600)
+    elapsed = time.monotonic() - t0
+    (home / "watch-output.txt").write_text(out)
+    return home, manifest, w.returncode, out, elapsed
+
+
+def _state(home: Path) -> dict:
+    """What must be identical between an uninterrupted and an interrupted run."""
+    db = Database(home / "state.sqlite3")
+    def q(sql: str) -> list[tuple]:
+        return sorted(tuple(str(v).replace(str(home), "<home>") for v in r) for r in db.query(sql))
+
+    files = sorted(str(p.relative_to(home)) for root in ("staging", "products")
+                   for p in (home / root).rglob("*") if p.is_file() and "caltables" not in p.parts
+                   and "/ms/" not in f"/{p.relative_to(home)}")
+    return {
+        "jobs": q("SELECT step, subject, state FROM jobs"),
+        "ms": q("SELECT observation_id, path FROM measurement_sets"),
+        "caltables": q("SELECT set_name, kind, path FROM caltables"),
+        "applications": q("SELECT observation_id FROM applications"),
+        "images": q("SELECT observation_id FROM images"),
+        "mosaics": q("SELECT id, state FROM mosaics"),
+        "members": q("SELECT mosaic_id, observation_id FROM mosaic_members"),
+        "products": q("SELECT id, state, published_dir FROM products"),
+        "files": files,
+        "done_once": q("SELECT step, subject, COUNT(*) FROM events WHERE kind = 'done' GROUP BY step, subject"),
+    }
+
+
+def test_e2e_watch_once_publishes_a_mosaic_matching_the_truth(clean_run) -> None:
+    home, manifest, code, out, elapsed = clean_run
+    assert code == 0, out[-3000:]
+    db = Database(home / "state.sqlite3")
+    report = collect_status(db)
+    assert is_clean(report), json.dumps(report, default=str)[:3000]
+    products = db.query("SELECT id, state, published_dir FROM products")
+    assert len(products) == 1 and products[0]["state"] == "published"
+    pid, pdir = products[0]["id"], Path(products[0]["published_dir"])
+    assert (pdir / f"{pid}.png").is_file()
+    found = compare_with_truth(pdir / f"{pid}.fits", pdir / f"{pid}.noise.fits", manifest)
+    assert len(found) >= 5, found
+    bad = [f for f in found if f["offset_arcsec"] > 2.0 or abs(f["flux_ratio"] - 1) > 0.05]
+    assert not bad, bad
+    observed_s = SIM["observations"] * 24 * 12.8849
+    print(f"\nend-to-end: {elapsed:.0f} s for {observed_s:.0f} s observed "
+          f"(real-time factor {elapsed / observed_s:.2f}); {len(found)} sources checked")
+
+
+def _running_step(db: Database) -> set[str]:
+    return {r["step"] for r in db.query("SELECT step FROM jobs WHERE state = 'running'")}
+
+
+def test_o2_sigkill_at_random_moments_ends_identical_to_an_uninterrupted_run(clean_run, tmp_path) -> None:
+    ref_home = clean_run[0]
+    home = tmp_path / "killed"
+    home.mkdir()
+    _simulate(home)
+    env = {"CONTIMG_JOBS_LEASE_S": "4"}
+    rng = random.Random(7)
+    kills: list[str] = []
+    target = 0
+    deadline = time.time() + 3600
+    while time.time() < deadline:
+        w = _watch(home, env)
+        step = STEPS[target % len(STEPS)]
+        db_path = home / "state.sqlite3"
+        hit = None
+        end = time.time() + 240
+        while time.time() < end and w.poll() is None:
+            if db_path.exists():
+                running = _running_step(Database(db_path))
+                if step in running:
+                    hit = step
+                    break
+            time.sleep(0.05)
+        if w.poll() is not None:
+            break   # finished before we could kill it: the run is complete
+        if hit is None:
+            target += 1     # that step is over: aim at the next one
+        else:
+            time.sleep(rng.uniform(0.0, 2.5))
+        if w.poll() is None:
+            os.kill(w.pid, signal.SIGKILL)
+            w.wait()
+            kills.append(hit or f"({step} not running)")
+            target += 1
+        time.sleep(4.5)    # leases of the killed run expire
+    w = _watch(home, env)
+    out, _ = w.communicate(timeout=3600)
+    killed_in = {k for k in kills if not k.startswith("(")}
+    assert len(kills) >= 10 and len(killed_in) >= 4, kills
+    assert _state(home) == _state(ref_home), out[-2000:]
+    leftovers = [p for p in home.rglob("*") if ".tmp" in p.name or "imaging-" in p.name]
+    assert not leftovers, leftovers
+    print(f"\nkills: {kills}")
