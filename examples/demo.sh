@@ -4,8 +4,8 @@
 # Sized (antennas, channels) so the run fits in about 15 minutes on a 2-core machine.
 set -euo pipefail
 DEMO_HOME="${CONTIMG_DEMO_HOME:-$PWD/contimg-demo}"
-NANTS="${CONTIMG_DEMO_NANTS:-48}"
-NCHAN="${CONTIMG_DEMO_NCHAN:-4}"
+NANTS="${CONTIMG_DEMO_NANTS:-24}"
+NCHAN="${CONTIMG_DEMO_NCHAN:-2}"
 export CONTIMG_HOME="$DEMO_HOME"
 start=$(date +%s)
 echo "== contimg demo in $DEMO_HOME (${NANTS} antennas, 16 x ${NCHAN} channels)"
