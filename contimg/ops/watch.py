@@ -209,6 +209,8 @@ class Watcher:
             line = f"{r.spec.name}: {r.job.subject} -> {state} in {now - r.started:.1f} s"
             if state in ("failed", "dead") and after and after.last_error:
                 line += f": {after.last_error}"
+            elif state == "pending" and after and after.last_error:
+                line = f"{r.spec.name}: {r.job.subject} deferred: {after.last_error}"
             self._say(line)
 
     def _record_crash(self, r: Running, what: str) -> None:
