@@ -45,20 +45,6 @@ def _antenna_ids(tb, ms: Path) -> dict[str, int]:
     return {str(n): i for i, n in enumerate(names)}
 
 
-def _has_unflagged_cross(tb, ms: Path, ant_id: int) -> bool:
-    """True if antenna ``ant_id`` has at least one unflagged cross-correlation sample."""
-    tb.open(str(ms))
-    try:
-        q = tb.query(f"ANTENNA1 != ANTENNA2 && (ANTENNA1 == {ant_id} || ANTENNA2 == {ant_id}) "
-                     "&& !FLAG_ROW && !ALL(FLAG)")
-        try:
-            return q.nrows() > 0
-        finally:
-            q.close()
-    finally:
-        tb.close()
-
-
 def data_antennas(tb, ms: Path) -> list[int]:
     """IDs of antennas that appear in cross-correlations of the MS."""
     tb.open(str(ms))
@@ -74,17 +60,39 @@ def data_antennas(tb, ms: Path) -> list[int]:
 
 
 def usable_refants(ms: Path, candidates: list[str]) -> list[str]:
-    """The candidates (names, order kept) that exist in the MS and have unflagged data."""
+    """The candidates (names, order kept) that exist in the MS and have unflagged data.
+
+    One pass over the cross-correlation rows (FLAG read in row blocks), so a long
+    candidate list (every station, as a fallback) costs the same as a short one.
+    """
     tb = casa.tools().table()
     ids = _antenna_ids(tb, Path(ms))
-    return [c for c in candidates if str(c) in ids and _has_unflagged_cross(tb, Path(ms), ids[str(c)])]
+    good: set[int] = set()
+    tb.open(str(ms))
+    try:
+        q = tb.query("ANTENNA1 != ANTENNA2 && !FLAG_ROW", columns="ANTENNA1, ANTENNA2, FLAG")
+        try:
+            n, step = q.nrows(), 20000
+            for start in range(0, n, step):
+                nrow = min(step, n - start)
+                flag = q.getcol("FLAG", startrow=start, nrow=nrow)   # (npol, nchan, nrow)
+                ok = ~flag.all(axis=(0, 1))
+                a1 = q.getcol("ANTENNA1", startrow=start, nrow=nrow)[ok]
+                a2 = q.getcol("ANTENNA2", startrow=start, nrow=nrow)[ok]
+                good.update(np.unique(a1).tolist())
+                good.update(np.unique(a2).tolist())
+        finally:
+            q.close()
+    finally:
+        tb.close()
+    return [c for c in candidates if str(c) in ids and ids[str(c)] in good]
 
 
 def reference_antenna(ms: Path, candidates: list[str]) -> str:
     """First candidate antenna NAME with unflagged cross-correlations; CalibrationError if none."""
-    for c in candidates:  # stop at the first hit: cheap for the usual case
-        if usable_refants(ms, [c]):
-            return str(c)
+    usable = usable_refants(ms, candidates)
+    if usable:
+        return str(usable[0])
     raise CalibrationError(
         f"{ms}: none of the reference antenna candidates {list(candidates)} has unflagged "
         "cross-correlation data; give other candidates (SolveOptions.refants)")
@@ -154,7 +162,7 @@ def solve(ms: Path, out_dir: Path, set_name: str, sources: list[CalSource],
     stage = ct.staging_dir(out_dir, set_name)
     stage.mkdir()
     try:
-        refs = usable_refants(ms, opts.refants)
+        refs = usable_refants(ms, opts.refants)[:10]  # CASA falls back along this list
         if not refs:
             reference_antenna(ms, opts.refants)  # raises with the full message
         refant = refs[0]
