@@ -10,6 +10,8 @@ the brightest pixel.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
@@ -52,10 +54,31 @@ def _refine(image: np.ndarray, ys: np.ndarray, xs: np.ndarray):
     return fx, fy, peak
 
 
+def local_rms(image: np.ndarray, valid: np.ndarray, block: int = 64) -> np.ndarray:
+    """Robust rms (1.4826 MAD) of the image in blocks, at full resolution.
+
+    Near bright sources the noise is set by their sidelobes and calibration errors,
+    not by the thermal noise map; judging peaks against this local rms keeps
+    sidelobes out of the source list.
+    """
+    ny, nx = image.shape
+    py, px = -ny % block, -nx % block
+    a = np.pad(np.where(valid, image, np.nan), ((0, py), (0, px)), constant_values=np.nan)
+    b = a.reshape(a.shape[0] // block, block, a.shape[1] // block, block).transpose(0, 2, 1, 3)
+    b = b.reshape(b.shape[0], b.shape[1], -1)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(b, axis=2)
+        rms = MAD_TO_SIGMA * np.nanmedian(np.abs(b - med[..., None]), axis=2)
+    full = np.repeat(np.repeat(rms, block, axis=0), block, axis=1)[:ny, :nx]
+    return np.where(np.isfinite(full), full, 0.0)
+
+
 def find_sources(m: MosaicArrays, opts: MosaicOptions, beam_minor_arcsec: float) -> list[dict]:
-    """Peaks of M / sigma_M above ``detect_sigma``, one per beam, brightest first."""
+    """Peaks of M / max(sigma_M, local rms) above ``detect_sigma``, one per beam, brightest first."""
+    sigma = np.maximum(m.noise, local_rms(m.image, m.valid))
     with np.errstate(invalid="ignore", divide="ignore"):
-        snr = np.where(m.valid, m.image / m.noise, -np.inf).astype(np.float32)
+        snr = np.where(m.valid, m.image / sigma, -np.inf).astype(np.float32)
     cell = abs(m.wcs.wcs.cdelt[1]) * 3600.0
     size = max(3, int(np.ceil(beam_minor_arcsec / cell)) | 1)
     peaks = (snr > opts.detect_sigma) & (snr == maximum_filter(snr, size=size, mode="constant", cval=-np.inf))
@@ -64,7 +87,7 @@ def find_sources(m: MosaicArrays, opts: MosaicOptions, beam_minor_arcsec: float)
     ys, xs = ys[order], xs[order]
     fx, fy, flux = _refine(m.image, ys, xs)
     ra, dec = m.wcs.pixel_to_world_values(fx, fy)
-    noise = m.noise[ys, xs].astype(float)
+    noise = sigma[ys, xs].astype(float)
     return [
         {"ra_deg": float(r), "dec_deg": float(d), "flux_jy": float(s), "snr": float(s / n),
          "x": float(x), "y": float(y), "local_noise_jy": float(n)}

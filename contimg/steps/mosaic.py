@@ -84,7 +84,10 @@ def mosaic_one(ctx: StepContext, job: Job) -> Outcome:
                          min_dynamic_range=cfg.mosaic_min_dynamic_range)
     validation = validate_tiles(tiles, opts)
     out_dir = names.mosaic_dir(cfg.staging, mid)
-    result = combine(tiles, out_dir, mid, opts)
+    from contimg.astro.catalog import load_calibrators
+
+    # QA compares what was found with the catalogue sources expected in the field
+    result = combine(tiles, out_dir, mid, opts, catalogue=load_calibrators(compact_only=True))
     files = {"mosaic_fits": str(result.mosaic_fits), "noise_fits": str(result.noise_fits),
              "png": str(result.png)}
     checksums = {Path(p).name: sha256_file(Path(p)) for p in files.values()}
