@@ -135,10 +135,15 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
     check_consistent(headers, nsubbands)
     grid, width = frequency_grid(headers, nsubbands)
     ref = headers[0]
-    if np.any(ref.ant1 > ref.ant2) and np.any(ref.ant1 < ref.ant2):
-        # write_ms would conjugate these to ant1 < ant2; the real writer never mixes
-        raise ConvertError(f"{ref.path}: baselines mix ant1 < ant2 and ant1 > ant2; "
-                           "not the DSA-110 correlator layout")
+    swap = ref.ant1 > ref.ant2
+    if not (swap.any() and (ref.ant1 < ref.ant2).any()):
+        swap = None
+    else:
+        # Another writer may order some baselines the other way round: present them all
+        # as ant1 < ant2 (V_ji = conj(V_ij), uvw_ji = -uvw_ij), as write_ms would.
+        for h in headers:   # every file has the same baselines (checked above)
+            h.ant1, h.ant2 = np.where(swap, h.ant2, h.ant1), np.where(swap, h.ant1, h.ant2)
+            h.uvw = np.where(swap[:, None], -h.uvw, h.uvw)
     if out_ms.exists() and not overwrite:
         raise ConvertError(f"{out_ms}: already exists; remove it or convert with overwrite")
 
@@ -198,6 +203,9 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
                     except (OSError, KeyError, ValueError) as exc:
                         raise ConvertError(f"{h.path}: reading visibilities failed ({exc}); "
                                            "quarantine it") from exc
+                if swap is not None:
+                    rows = swap[r0:r1]
+                    data[rows] = np.conjugate(data[rows])
                 data *= phasing.phasor(dw[r0:r1], grid)[:, :, None]
                 writer.put_block(r0, data, flags, nsamp, present)
                 done_mb = total_mb * r1 / nblts
