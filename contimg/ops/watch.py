@@ -144,6 +144,11 @@ class Watcher:
         return None, None
 
     def _start(self, job: Job, spec: StepSpec) -> None:
+        stale = self.running.pop(job.id, None)
+        if stale is not None:  # our own lease expired while we stalled and we re-claimed it
+            self._say(f"{spec.name}: {job.subject} re-claimed after its lease expired; "
+                      "stopping the old worker")
+            self._kill(stale)
         log = self.cfg.logs / "jobs" / spec.name / f"{job.subject}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "contimg.steps.worker", spec.name, str(job.id), self.owner,
@@ -177,10 +182,14 @@ class Watcher:
                 continue
             if jobs.renew(self.db, r.job, self.cfg.jobs_lease_s):
                 r.renewed = now
-            else:
-                self._say(f"{r.spec.name}: lease of {r.job.subject} lost; stopping its worker")
+                continue
+            current = jobs.get(self.db, r.job.id)
+            if current is not None and current.state == "running" and current.fence != r.job.fence:
+                self._say(f"{r.spec.name}: lease of {r.job.subject} taken over by "
+                          f"{current.lease_owner}; stopping its worker")
                 self._kill(r)
                 del self.running[r.job.id]
+            # otherwise the worker has just recorded its result: _reap reports it
 
     def _reap(self) -> None:
         now = time.time()
