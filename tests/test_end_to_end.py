@@ -97,6 +97,28 @@ def _running_step(db: Database) -> set[str]:
     return {r["step"] for r in db.query("SELECT step FROM jobs WHERE state = 'running'")}
 
 
+def _kill_cycle(home: Path, env: dict, pick, delay: float, wait_s: float = 900) -> str | None:
+    """Start a watcher, wait until a job of a step chosen by ``pick`` runs, then after
+    ``delay`` seconds SIGKILL the watcher.  Returns what was running, or None if the
+    watcher finished first."""
+    w = _watch(home, env)
+    db_path = home / "state.sqlite3"
+    end = time.time() + wait_s
+    while time.time() < end and w.poll() is None:
+        if db_path.exists() and pick(_running_step(Database(db_path))):
+            break
+        time.sleep(0.05)
+    time.sleep(delay)
+    if w.poll() is not None:
+        return None
+    hit = sorted(_running_step(Database(db_path)))
+    os.kill(w.pid, signal.SIGKILL)
+    w.wait()
+    time.sleep(4.5)    # the dead watcher's leases expire
+    return ",".join(hit) or "(idle)"
+
+
+@pytest.mark.fault
 def test_o2_sigkill_at_random_moments_ends_identical_to_an_uninterrupted_run(clean_run, tmp_path) -> None:
     ref_home = clean_run[0]
     home = tmp_path / "killed"
@@ -105,36 +127,17 @@ def test_o2_sigkill_at_random_moments_ends_identical_to_an_uninterrupted_run(cle
     env = {"CONTIMG_JOBS_LEASE_S": "4"}
     rng = random.Random(7)
     kills: list[str] = []
-    target = 0
-    deadline = time.time() + 3600
-    while time.time() < deadline:
-        w = _watch(home, env)
-        step = STEPS[target % len(STEPS)]
-        db_path = home / "state.sqlite3"
-        hit = None
-        end = time.time() + 240
-        while time.time() < end and w.poll() is None:
-            if db_path.exists():
-                running = _running_step(Database(db_path))
-                if step in running:
-                    hit = step
-                    break
-            time.sleep(0.05)
-        if w.poll() is not None:
-            break   # finished before we could kill it: the run is complete
-        if hit is None:
-            target += 1     # that step is over: aim at the next one
-        else:
-            time.sleep(rng.uniform(0.0, 2.5))
-        if w.poll() is None:
-            os.kill(w.pid, signal.SIGKILL)
-            w.wait()
-            kills.append(hit or f"({step} not running)")
-            target += 1
-        time.sleep(4.5)    # leases of the killed run expire
+    # kills aimed at every step in turn, at random moments inside the running job
+    plan = [("convert", 3.0), ("calibrate", 2.0), ("convert", 3.0), ("calibrate", 2.0),
+            ("image", 20.0), ("image", 40.0), ("image", 20.0), ("image", 40.0),
+            ("mosaic", 20.0), ("publish", 0.0)]
+    for step, longest in plan:
+        hit = _kill_cycle(home, env, lambda running, s=step: s in running, rng.uniform(0.0, longest))
+        if hit is not None:
+            kills.append(hit)
     w = _watch(home, env)
     out, _ = w.communicate(timeout=3600)
-    killed_in = {k for k in kills if not k.startswith("(")}
+    killed_in = {step for k in kills for step in k.split(",") if step in STEPS}
     assert len(kills) >= 10 and len(killed_in) >= 4, kills
     assert _state(home) == _state(ref_home), out[-2000:]
     leftovers = [p for p in home.rglob("*") if ".tmp" in p.name or "imaging-" in p.name]
