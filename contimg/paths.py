@@ -36,7 +36,8 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or directory by path (a directory: so a rename in it is durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -72,7 +73,7 @@ def move_dir(src: Path, dest: Path, checksums: dict[str, str]) -> str:
         raise FileExistsError(f"{dest} already exists; not overwriting it")
     if same_filesystem(src, dest.parent):
         os.rename(src, dest)
-        _fsync_dir(dest.parent)
+        fsync_path(dest.parent)
         return "rename"
     tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -87,9 +88,9 @@ def move_dir(src: Path, dest: Path, checksums: dict[str, str]) -> str:
             raise OSError(f"copy of {f} to {target}: size differs")
         if f.name in checksums and sha256_file(target) != checksums[f.name]:
             raise OSError(f"copy of {f} to {target}: checksum differs")
-    _fsync_dir(tmp)
+    fsync_path(tmp)
     os.rename(tmp, dest)
-    _fsync_dir(dest.parent)
+    fsync_path(dest.parent)
     shutil.rmtree(src)
     return "copy"
 

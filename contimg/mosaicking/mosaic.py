@@ -24,6 +24,7 @@ from contimg.mosaicking.grid import MosaicArrays, build_mosaic
 from contimg.mosaicking.qa import assess, find_sources, match_catalogue, noise_figures
 from contimg.mosaicking.quicklook import write_png
 from contimg.mosaicking.tiles import MosaicOptions, Tile, check_tiles, validate_tiles
+from contimg.paths import fsync_path as _fsync
 from contimg.paths import pid_alive as _pid_alive
 
 
@@ -105,14 +106,6 @@ def _header(m: MosaicArrays, mosaic_id: str, tiles: list[Tile], beam: dict, opts
     h["VALIDSTA"] = (validation["status"], "tile consistency (G4)")
     h["ORIGIN"] = "contimg"
     return h
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 
