@@ -29,7 +29,7 @@ from pyuvdata import Telescope, UVData
 from pyuvdata.utils.pol import determine_pol_order
 
 from . import phasing
-from .inputs import (ConvertError, SubbandHeader, check_consistent, check_readable,
+from .inputs import (ConvertError, SubbandHeader, check_consistent, check_readable, read_complex,
                      frequency_grid, read_header)
 from .mswrite import MainTableWriter, dir_size, remove_leftovers, tmp_path_for, verify_ms
 
@@ -152,8 +152,15 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
     tel_d = dict(positions=tel.antenna_positions, numbers=tel.antenna_numbers,
                  ant1=ref.ant1, ant2=ref.ant2, loc=tel.location)
     geo = phasing.meridian_geometry(ref.times, ref.dec_rad, tel_d)
-    offset = max(phasing.check_meridian_phasing(h.path, h.uvw, geo, ref.times, ref.dec_rad,
-                                                meridian_tol_arcsec) for h in headers)
+    fits = [phasing.check_meridian_phasing(h.path, h.uvw, geo, ref.times, ref.dec_rad,
+                                           meridian_tol_arcsec) for h in headers]
+    offset = max(worst for worst, _ in fits)
+    # Each file is re-phased from the centre its own uvw record (one shared w in the
+    # usual case; a writer could stamp subbands differently).
+    w_recorded = [w for _, w in fits]
+    if all(np.array_equal(w, w_recorded[0]) for w in w_recorded[1:]):
+        w_recorded = w_recorded[:1]
+    del fits
     half = ref.int_time / 86400.0 / 2
     start_jd, end_jd = float(np.min(ref.times - half)), float(np.max(ref.times + half))
     mid_jd = 0.5 * (start_jd + end_jd)
@@ -162,8 +169,8 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
     if not (np.array_equal(meta.ant_1_array, ref.ant1)
             and np.array_equal(meta.time_array, ref.times)):
         raise ConvertError(f"{ref.path}: internal error: pyuvdata reordered the rows")
-    dw = meta.uvw_array[:, 2] - geo.w_meridian
-    del geo
+    dws = [meta.uvw_array[:, 2] - w for w in w_recorded]
+    del geo, w_recorded
 
     out_ms.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out_ms)
@@ -197,16 +204,21 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
                 for h, f, sl in zip(headers, fhs, targets, strict=True):
                     shp = (n, h.nchan, npol)
                     try:
-                        data[:, sl] = f["Data/visdata"][r0:r1].reshape(shp)[..., pol_sel]
+                        vis = read_complex(f["Data/visdata"], r0, r1)
+                        data[:, sl] = vis.reshape(shp)[..., pol_sel]
                         flags[:, sl] = f["Data/flags"][r0:r1].reshape(shp)[..., pol_sel]
                         nsamp[:, sl] = f["Data/nsamples"][r0:r1].reshape(shp)[..., pol_sel]
-                    except (OSError, KeyError, ValueError) as exc:
+                    except (OSError, KeyError, ValueError, TypeError) as exc:
                         raise ConvertError(f"{h.path}: reading visibilities failed ({exc}); "
                                            "quarantine it") from exc
                 if swap is not None:
                     rows = swap[r0:r1]
                     data[rows] = np.conjugate(data[rows])
-                data *= phasing.phasor(dw[r0:r1], grid)[:, :, None]
+                if len(dws) == 1:
+                    data *= phasing.phasor(dws[0][r0:r1], grid)[:, :, None]
+                else:
+                    for dw, sl in zip(dws, targets, strict=True):
+                        data[:, sl] *= phasing.phasor(dw[r0:r1], grid[sl])[:, :, None]
                 writer.put_block(r0, data, flags, nsamp, present)
                 done_mb = total_mb * r1 / nblts
                 rate = done_mb / max(time.monotonic() - t_read, 1e-6)

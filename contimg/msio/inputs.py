@@ -104,6 +104,7 @@ def read_header(path: Path) -> SubbandHeader:
                 raise ConvertError(f"{path}: Header/extra_keywords/phase_center_dec missing; "
                                    "not a DSA-110 correlator file?")
             vis = f["Data/visdata"]
+            _check_vis_dtype(path, vis.dtype)
             for name in ("flags", "nsamples"):
                 if f[f"Data/{name}"].shape != vis.shape:
                     raise ConvertError(f"{path}: Data/{name} shape differs from Data/visdata")
@@ -144,6 +145,29 @@ def read_header(path: Path) -> SubbandHeader:
     if hdr.ant1.shape != (nblts,) or hdr.uvw.shape != (nblts, 3):
         raise ConvertError(f"{path}: baseline arrays do not match Nblts={nblts}")
     return hdr
+
+
+def read_complex(dset, r0: int, r1: int) -> np.ndarray:
+    """Rows r0:r1 of a visibility dataset as complex64.  UVH5 allows complex floats or an
+    (r, i) compound of integers (integer correlators write that); h5py returns the
+    latter as a structured array, which numpy will not cast to complex by itself."""
+    block = dset[r0:r1]
+    if block.dtype.names is None:
+        return block
+    out = np.empty(block.shape, np.complex64)
+    out.real, out.imag = block["r"], block["i"]
+    return out
+
+
+def _check_vis_dtype(path: Path, dtype: np.dtype) -> None:
+    names = dtype.names
+    if names is None:
+        ok = dtype.kind == "c"
+    else:
+        ok = set(names) == {"r", "i"} and dtype["r"] == dtype["i"] and dtype["r"].kind in "iuf"
+    if not ok:
+        raise ConvertError(f"{path}: Data/visdata has type {dtype}; UVH5 wants complex numbers "
+                           "or an (r, i) pair of one numeric type: quarantine it")
 
 
 def _digest(*arrays) -> str:

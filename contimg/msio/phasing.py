@@ -23,9 +23,12 @@ from .inputs import ConvertError
 C_M_S = 299792458.0
 ARCSEC = np.pi / 180 / 3600
 DOC = "docs/phasing.md"
-# Allowed offset of the recorded phase centre from (RA = LST(t), Dec = dec0): a few
-# seconds of timing, far below the 1.3 deg the centre moves across one file.
-MERIDIAN_TOL_ARCSEC = 30.0
+# Allowed offset of the recorded phase centre from (RA = LST(t), Dec = dec0).  Another
+# writer may stamp times at the start of an integration (6.4 s = 96 arcsec) or use mean
+# sidereal time (up to 16 arcsec); the fitted offset is then re-phased exactly, so the
+# tolerance only has to tell meridian phasing from a fixed RA (1.3 deg across one file)
+# or zenith phasing (degrees).
+MERIDIAN_TOL_ARCSEC = 300.0
 # uvw left over after fitting a small phase-centre offset: float32 storage plus
 # position rounding; a larger residual means uvw not of one direction at all.
 UVW_RESID_TOL_M = 0.05
@@ -78,13 +81,15 @@ def meridian_geometry(times_jd, dec0, tel) -> Geometry:
 
 
 def check_meridian_phasing(path, uvw_file: np.ndarray, geo: Geometry, times_jd, dec0: float,
-                           tol_arcsec: float = MERIDIAN_TOL_ARCSEC) -> float:
+                           tol_arcsec: float = MERIDIAN_TOL_ARCSEC) -> tuple[float, np.ndarray]:
     """C3: confirm the file's uvw are those of the meridian phase centre at each time.
 
     For a small offset (dl, dm) of the true phase centre, w_file - w_meridian =
     u dl + v dm; fit that per integration.  Meridian phasing shows as
     RA - LST(t) ~ 0 and Dec ~ dec0 at every time (it is expected; the centre moves
-    15 arcsec/s in RA).  Returns the largest offset (arcsec); raises ConvertError
+    15 arcsec/s in RA).  Returns the largest offset (arcsec) and, per row, the w of the
+    fitted phase centre: the data were fringe-stopped there, so re-phasing starts from
+    it (exact, and free of the float32 rounding of the recorded w).  Raises ConvertError
     (pointing to docs/phasing.md) for anything else: a fixed RA (already re-phased
     data), zenith/unprojected uvw, or uvw that are not of any single direction.
     """
@@ -94,10 +99,12 @@ def check_meridian_phasing(path, uvw_file: np.ndarray, geo: Geometry, times_jd, 
     dw = uvw_file[:, 2] - geo.w_meridian
     ut, inv = np.unique(times_jd, return_inverse=True)
     dra, ddec, resid = np.zeros(ut.size), np.zeros(ut.size), 0.0
+    w_fit = geo.w_meridian.copy()
     for k in range(ut.size):  # one 2-parameter fit per integration (24), not per row
         sel = inv == k
         a = geo.uvw_meridian[sel, :2]
         coef, *_ = np.linalg.lstsq(a, dw[sel], rcond=None)
+        w_fit[sel] += a @ coef
         resid = max(resid, float(np.sqrt(np.mean((dw[sel] - a @ coef) ** 2))))
         dra[k] = coef[0] / np.cos(dec0) / ARCSEC  # RA of phase centre minus LST
         ddec[k] = coef[1] / ARCSEC
@@ -119,7 +126,7 @@ def check_meridian_phasing(path, uvw_file: np.ndarray, geo: Geometry, times_jd, 
             f"{path}: phase centres are not the meridian at the pointing declination "
             f"({detail}; tolerance {tol_arcsec} arcsec).{why} Meridian phasing (RA following "
             f"LST at 15 arcsec/s) is expected and handled; anything else is not. See {DOC}")
-    return worst
+    return worst, w_fit
 
 
 def mid_time_target(t_mid_jd: float, dec0: float, loc: EarthLocation) -> tuple[float, float]:

@@ -65,6 +65,9 @@ def inspect(path: Path, name_subband: int) -> SubbandHeader:
                     raise BadFile(f"Data/{key} has shape {shape}, expected "
                                   f"({nblts}, 1, {nfreqs}, {npols})")
                 d[key][-1]  # reads the last chunk: fails on a truncated file
+            vt = d["visdata"].dtype
+            if not (vt.kind == "c" or set(vt.names or ()) == {"r", "i"}):
+                raise BadFile(f"Data/visdata has type {vt}, not complex or an (r, i) pair")
             extra = h.get("extra_keywords")
             if extra is None or "phase_center_dec" not in extra:
                 raise BadFile("extra_keywords/phase_center_dec missing (pointing declination)")
