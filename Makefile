@@ -1,6 +1,6 @@
 # contimg: two entry points for a fresh machine (Python 3.11 and the package registry).
 #   make demo   set up .venv, install contimg, run the demo (simulated data -> products)
-#   make test   set up .venv, install contimg with test extras, run every test
+#   make test   set up .venv, install contimg with test extras, run every test (slow ones too)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -24,10 +24,10 @@ demo: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fault: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m fault -s $(PYTEST_ARGS)
