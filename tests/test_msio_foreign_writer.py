@@ -146,3 +146,24 @@ def test_c3_phase_centre_off_the_meridian_is_rephased_from_where_it_was(original
     # an unaccounted 40 arcsec would leave ~3 rad of phase on the longest baselines
     assert np.max(np.abs(np.angle(uv.data_array[ok]))) < 1e-3
     assert np.max(np.abs(uv.data_array[ok].real / truth[ok] - 1)) < 1e-3
+
+
+def test_i1_c1_foreign_files_go_through_ingest_and_convert(original, cli) -> None:
+    """The operator's path, not just build_ms: `contimg ingest` then `contimg convert` on
+    pyuvdata-written files holding integer visibility pairs."""
+    from pipeline_helpers import age
+
+    from contimg.state import Database
+
+    root, files = original[:2]
+    new = _rewrite(files, cli.home / "incoming", data_write_dtype=RI32, scale=SCALE)
+    age(new)
+    out = cli.json("ingest")
+    assert [(o["nsubbands"], o["state"]) for o in out["observations"]] == [(16, "queued")]
+    assert cli.json("status")["quarantined"] == []
+    done = cli("convert")
+    assert done.exit_code == 0, done.output
+    rows = Database(cli.home / "state.sqlite3").query("SELECT path FROM measurement_sets")
+    assert len(rows) == 1
+    got, ref = _ms_rows(Path(rows[0]["path"])), original[2]
+    np.testing.assert_allclose(got["DATA"] / SCALE, ref["DATA"], rtol=0, atol=1.5 / SCALE)
