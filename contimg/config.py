@@ -49,6 +49,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("jobs", "backoff_base_s", float, 30.0, "first retry delay; doubles with every failure"),
     Option("jobs", "backoff_max_s", float, 3600.0, "longest retry delay"),
     Option("jobs", "lease_s", float, 900.0, "a claimed job is taken over by another worker after this"),
+    Option("disk", "reserve_gb", float, 2.0, "convert, calibrate, image and mosaic wait (deferred, shown in status) while staging would keep less free space than this after the job"),
+    Option("disk", "recheck_s", float, 300.0, "how often a job waiting for disk space is rechecked"),
     Option("convert", "nsubbands", int, 16, "subbands per observation"),
     Option("calibrate", "refants", list, [], "reference antenna names in priority order (empty: built-in list)"),
     Option("calibrate", "bandpass_valid_h", float, 12.0, "bandpass solutions apply this many hours either side of the transit"),

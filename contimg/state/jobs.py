@@ -92,16 +92,20 @@ _CLAIMABLE = (
 
 
 def claim(db: Database, step: str, owner: str, lease_s: float, *,
-          subject: str | None = None, now: float | None = None) -> Job | None:
+          subject: str | None = None, exclude: Sequence[int] = (),
+          now: float | None = None) -> Job | None:
     """Claim the oldest-observation claimable job of ``step`` (or the given subject).
 
     A job whose lease expired counts as claimable: its worker died or stalled.
-    Jobs in backoff are claimable by name only.
+    Jobs in backoff are claimable by name only.  ``exclude``: job IDs the caller has
+    just deferred, so a short recheck interval cannot make it spin on them.
     """
     now = now or time.time()
     params = {"step": step, "owner": owner, "exp": now + lease_s, "now": now,
               "subject": subject}
     where = "step = :step AND " + _CLAIMABLE
+    if exclude:
+        where += f" AND id NOT IN ({', '.join(str(int(i)) for i in exclude)})"
     if subject is not None:
         # Asked for by name: an operator's explicit request skips the backoff wait.
         where = ("step = :step AND subject = :subject AND (state IN ('pending', 'failed')"

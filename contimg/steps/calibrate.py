@@ -14,6 +14,7 @@ from pathlib import Path
 from contimg import names
 from contimg.astro.calselect import choose_calibrator
 from contimg.state import Job, NextJob, calibration, jobs, measurement_sets
+from contimg.steps.diskspace import defer_unless_room
 from contimg.steps.runner import Outcome, StepContext, StepError
 
 STEP = "calibrate"
@@ -112,6 +113,11 @@ def calibrate_one(ctx: StepContext, job: Job) -> Outcome:
         jobs.complete(db, job, next_jobs=next_jobs, message="already calibrated")
         return Outcome(obs_id, "skipped", f"{obs_id} already calibrated (tables "
                        f"{applied['bandpass_id']}, {applied['gain_id']}); nothing to do")
+    # applycal adds a CORRECTED_DATA column (and solving a model column): about the MS again
+    waiting = defer_unless_room(ctx, job, float(ms.get("size_bytes") or 0),
+                                "calibrating its Measurement Set")
+    if waiting is not None:
+        return waiting
     choice = decide_calibrator(ctx, obs_id, ms)
     solved = solve_calibrator(ctx, obs_id, ms, choice) if choice.get("calibrator") else None
     tables = calibration.covering(db, ms["mid_mjd"])

@@ -16,6 +16,7 @@ from filelock import FileLock, Timeout
 from contimg import names
 from contimg.paths import inside
 from contimg.state import Job, NextJob, ingest as ingest_state, jobs, measurement_sets
+from contimg.steps.diskspace import defer_unless_room
 from contimg.steps.runner import Outcome, StepContext, StepError
 
 STEP = "convert"
@@ -33,6 +34,10 @@ def convert_one(ctx: StepContext, job: Job) -> Outcome:
     if missing:
         raise StepError(f"observation {obs_id}: input files missing on disk: {', '.join(missing)}; "
                         "restore them and run 'contimg retry'")
+    waiting = defer_unless_room(ctx, job, sum(f.stat().st_size for f in files),
+                                "its Measurement Set")
+    if waiting is not None:
+        return waiting
     out = names.ms_path(cfg.staging, obs_id)
     if not inside(out, cfg.staging):
         raise StepError(f"{out} resolves outside the staging root {cfg.staging}", retryable=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from contimg import names
 from contimg.state import Job, calibration, images, jobs, measurement_sets
+from contimg.steps.diskspace import defer_unless_room
 from contimg.steps.runner import Outcome, StepContext, StepError
 
 STEP = "image"
@@ -48,6 +49,9 @@ def image_one(ctx: StepContext, job: Job) -> Outcome:
     result = verify_outputs(out_dir, obs_id)
     reused = result is not None
     if result is None:
+        waiting = defer_unless_room(ctx, job, 0.0, "imaging")  # images: within the reserve
+        if waiting is not None:
+            return waiting
         result = image_ms(Path(ms["path"]), out_dir, obs_id, image_options(cfg),
                           pointing_dec_deg=ms["dec_deg"], mid_mjd=ms["mid_mjd"],
                           start_mjd=ms["start_mjd"], end_mjd=ms["end_mjd"])

@@ -14,6 +14,7 @@ from pathlib import Path
 from contimg import names
 from contimg.paths import sha256_file
 from contimg.state import Job, NextJob, images, jobs, mosaics
+from contimg.steps.diskspace import defer_unless_room
 from contimg.steps.grouping import Tile, plan_groups
 from contimg.steps.runner import Outcome, StepContext, StepError
 
@@ -82,6 +83,9 @@ def mosaic_one(ctx: StepContext, job: Job) -> Outcome:
         raise StepError(f"mosaic {mid}: {len(problems)} member file problem(s): " + "; ".join(problems))
     opts = MosaicOptions(max_noise_jy=cfg.mosaic_max_noise_jy,
                          min_dynamic_range=cfg.mosaic_min_dynamic_range)
+    waiting = defer_unless_room(ctx, job, 0.0, "the mosaic")  # a few tiles' size: the reserve
+    if waiting is not None:
+        return waiting
     validation = validate_tiles(tiles, opts)
     out_dir = names.mosaic_dir(cfg.staging, mid)
     from contimg.astro.catalog import load_calibrators

@@ -89,6 +89,7 @@ def run_jobs(ctx: StepContext, step: str, do: DoOne, *, subjects: Sequence[str] 
     cfg = ctx.config
     outcomes: list[Outcome] = []
     queue = list(subjects)
+    deferred: set[int] = set()  # deferred since the last job that got done: not retaken yet
     while limit is None or len(outcomes) < limit:
         if subjects:
             if not queue:
@@ -99,10 +100,15 @@ def run_jobs(ctx: StepContext, step: str, do: DoOne, *, subjects: Sequence[str] 
                 outcomes.append(_not_claimable(ctx.db, step, subject))
                 continue
         else:
-            job = jobs.claim(ctx.db, step, ctx.owner, cfg.jobs_lease_s)
+            job = jobs.claim(ctx.db, step, ctx.owner, cfg.jobs_lease_s, exclude=sorted(deferred))
             if job is None:
                 break
-        outcomes.append(run_one(ctx, job, do))
+        outcome = run_one(ctx, job, do)
+        outcomes.append(outcome)
+        if outcome.status == "deferred":
+            deferred.add(job.id)
+        elif outcome.status == "done":
+            deferred.clear()  # what they waited for may have just happened
     return outcomes
 
 

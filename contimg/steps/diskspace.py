@@ -1,0 +1,42 @@
+"""Do not start a job that would fill the staging filesystem.
+
+A run that lasts months meets a full disk sooner or later, and a step that hits
+ENOSPC half-way wastes its work and leaves the operator a traceback.  Steps that
+write data-sized outputs therefore check first: the free space must cover the
+job's estimated output plus a reserve (``disk.reserve_gb``).  A job that does not
+fit is deferred, not failed (its attempts are unchanged): the reason shows in
+`contimg status`, and it proceeds by itself once space is freed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from contimg.state import Job, jobs
+from contimg.steps.runner import Outcome, StepContext
+
+GB = 1e9
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem holding ``path`` (its nearest existing ancestor)."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def defer_unless_room(ctx: StepContext, job: Job, need_bytes: float, what: str) -> Outcome | None:
+    """None if ``need_bytes`` plus the reserve fit on staging; else defer the job and say why."""
+    cfg = ctx.config
+    reserve = cfg.disk_reserve_gb * GB
+    free = free_bytes(cfg.staging)
+    if free >= need_bytes + reserve:
+        return None
+    reason = (f"not started: {cfg.staging} has {free / GB:.1f} GB free, and {what} needs about "
+              f"{need_bytes / GB:.1f} GB plus the {reserve / GB:.1f} GB reserve (disk.reserve_gb); "
+              "free space there (publish mosaics, remove old Measurement Sets) and it proceeds "
+              f"by itself (rechecked every {cfg.disk_recheck_s:.0f} s)")
+    jobs.defer(ctx.db, job, reason, cfg.disk_recheck_s)
+    return Outcome(job.subject, "deferred", reason)
