@@ -51,6 +51,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("jobs", "lease_s", float, 900.0, "a claimed job is taken over by another worker after this"),
     Option("disk", "reserve_gb", float, 2.0, "convert, calibrate, image and mosaic wait (deferred, shown in status) while staging would keep less free space than this after the job"),
     Option("disk", "recheck_s", float, 300.0, "how often a job waiting for disk space is rechecked"),
+    Option("disk", "keep_ms_h", float, 24.0, "watch removes a Measurement Set this long after every mosaic holding it was published (negative: never; subband files are always kept)"),
     Option("convert", "nsubbands", int, 16, "subbands per observation"),
     Option("calibrate", "refants", list, [], "reference antenna names in priority order (empty: built-in list)"),
     Option("calibrate", "bandpass_valid_h", float, 12.0, "bandpass solutions apply this many hours either side of the transit"),

@@ -95,6 +95,14 @@ def move_dir(src: Path, dest: Path, checksums: dict[str, str]) -> str:
     return "copy"
 
 
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem holding ``path`` (its nearest existing ancestor)."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process exists: temporaries named after a live writer are left alone."""
     try:

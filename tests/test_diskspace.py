@@ -11,7 +11,7 @@ from pathlib import Path
 from pipeline_helpers import age, sim
 
 from contimg.state import Database
-from contimg.steps.diskspace import free_bytes
+from contimg.paths import free_bytes
 
 FULL = {"CONTIMG_DISK_RESERVE_GB": "1e9", "CONTIMG_DISK_RECHECK_S": "0"}
 

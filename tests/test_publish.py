@@ -9,37 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline_helpers import make_product
+
 from contimg.paths import sha256_file
 from contimg.state import Database, jobs, mosaics
-from contimg.steps.grouping import mosaic_id
-
-
-def make_product(home: Path, *, qa: str = "passed", validation: str = "valid", tag: str = "a") -> str:
-    """A finished mosaic with real files in staging, registered the way the mosaic step does."""
-    db = Database(home / "state.sqlite3")
-    members = [f"2025061{tag}T0{k}0000" for k in range(3)]
-    with db.transaction() as conn:
-        for k, m in enumerate(members):
-            conn.execute("INSERT INTO observations (id, obs_mjd, first_seen_at, last_seen_at)"
-                         " VALUES (?, ?, 0, 0)", (m, 60841.0 + k))
-    mid = mosaic_id(members)
-    mosaics.form_group(db, mosaic_id=mid, mode="tiles", members=members, dec_deg=30.5,
-                       start_mjd=60841.0, end_mjd=60843.0, overlap=0, warning=None, max_attempts=3)
-    staged = home / "staging" / "mosaics" / mid
-    staged.mkdir(parents=True)
-    files = {}
-    for name, size in ((f"{mid}.fits", 300_000), (f"{mid}.weight.fits", 200_000), (f"{mid}.png", 5_000)):
-        (staged / name).write_bytes(os.urandom(size))
-        files[name] = str(staged / name)
-    sums = {n: sha256_file(Path(p)) for n, p in files.items()}
-    job = jobs.claim(db, "mosaic", "test", 60)
-    from contimg.state.jobs import NextJob
-
-    jobs.complete(db, job, next_jobs=[NextJob("publish", mid, 60841.0)],
-                  record=lambda conn: mosaics.finish_mosaic_in(
-                      conn, mid, dir=str(staged), files=files, checksums=sums,
-                      validation={"status": validation}, qa={"status": qa}))
-    return mid
 
 
 def _publish_procs(home: Path, pid: str, n: int) -> list[subprocess.CompletedProcess]:

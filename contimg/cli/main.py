@@ -30,11 +30,11 @@ def cli(ctx: click.Context, home, config_file, json_output, verbose, quiet) -> N
 
 
 def _register() -> None:
-    from contimg.cli import (calibrate, config_cmd, convert, image, ingest, mosaic, publish, retry,
-                             simulate, status, watch)
+    from contimg.cli import (calibrate, config_cmd, convert, image, ingest, mosaic, prune, publish,
+                             retry, simulate, status, watch)
 
     for module in (status, retry, config_cmd, simulate, ingest, convert, calibrate, image, mosaic,
-                   publish, watch):
+                   publish, watch, prune):
         cli.add_command(module.command)
 
 

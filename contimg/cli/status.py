@@ -34,7 +34,8 @@ def _parse_since(value: str | None) -> float | None:
 def command(app: App, failed_only: bool, step: str | None, since: str | None) -> None:
     """Show counts per step and state, recent failures and stuck items."""
     report = collect_status(app.db(), step=step, failed_only=failed_only, since=_parse_since(since),
-                            stale_after_s=app.config().publish_stale_after_h * 3600)
+                            stale_after_s=app.config().publish_stale_after_h * 3600,
+                            staging=app.config().staging)
     if app.json_output:
         emit_json(report)
         return
@@ -64,6 +65,15 @@ def _render_plain(report: dict) -> None:
     for p in report.get("products", []):
         if p["state"] == "published":
             click.echo(f"published\t{p['id']}\t{p['published_dir']}")
+    if "disk" in report:
+        click.echo("disk\t" + _disk_line(report["disk"]))
+
+
+def _disk_line(d: dict) -> str:
+    free = d.get("staging_free_bytes")
+    where = f"staging {free / 1e9:.1f} GB free, " if free is not None else ""
+    return (f"{where}{d['kept']} Measurement Set(s) kept ({d['kept_bytes'] / 1e9:.2f} GB), "
+            f"{d['pruned']} pruned")
 
 
 def _render_rich(app: App, report: dict) -> None:
@@ -91,5 +101,7 @@ def _render_rich(app: App, report: dict) -> None:
         for row in stuck:
             t.add_row(*row)
         app.console.print(t)
+    if "disk" in report:
+        app.console.print("disk: " + _disk_line(report["disk"]))
     if not report["counts"]:
         app.console.print("no jobs yet: run 'contimg ingest' (or 'contimg simulate' first)")

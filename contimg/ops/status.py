@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from pathlib import Path
 
-from contimg.state import Database, images, ingest as ingest_state, jobs, mosaics
+from contimg.paths import free_bytes
+from contimg.state import Database, images, ingest as ingest_state, jobs, measurement_sets, mosaics
 
 
 def _job_dict(job: jobs.Job) -> dict:
@@ -16,7 +18,7 @@ def _job_dict(job: jobs.Job) -> dict:
 
 def collect_status(db: Database, *, step: str | None = None, failed_only: bool = False,
                    since: float | None = None, limit: int = 20,
-                   stale_after_s: float = 86400.0) -> dict:
+                   stale_after_s: float = 86400.0, staging: Path | None = None) -> dict:
     """Everything an operator needs to see, as plain data (rendered by the CLI)."""
     counts = jobs.counts(db)
     if step:
@@ -39,6 +41,10 @@ def collect_status(db: Database, *, step: str | None = None, failed_only: bool =
         "products": [{k: p[k] for k in ("id", "state", "published_dir", "qa_status")}
                      for p in mosaics.list_products(db)][-limit:],
     }
+    disk = measurement_sets.disk_summary(db)
+    if staging is not None:
+        disk["staging_free_bytes"] = free_bytes(staging)
+    report["disk"] = disk
     if failed_only:
         report = {"counts": counts, "failures": report["failures"]}
     return report

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from contimg.config import OPTION_BY_KEY, Config
+from contimg.ops.prune import prune_ms
 from contimg.state import Database, Job, jobs
 from contimg.steps import ingest
 from contimg.steps.mosaic import form_groups
@@ -114,6 +115,13 @@ class Watcher:
             self._say(f"ingest: quarantined {path}: {error}")
         for obs, reason in report.incomplete:
             self._say(f"ingest: {obs} incomplete: {reason}")
+        if self.cfg.disk_keep_ms_h >= 0:
+            pruned = prune_ms(self.cfg, self.db, keep_h=self.cfg.disk_keep_ms_h)
+            for r in pruned.removed:
+                self._say(f"prune: removed the MS of {r['observation_id']} "
+                          f"({(r['size_bytes'] or 0) / 1e9:.2f} GB; its mosaics are published)")
+            for path, why in pruned.refused:
+                self._note(f"prune: refused {path}: {why}")
         try:
             formed = form_groups(self.cfg, self.db)
         except StepError as exc:
@@ -122,9 +130,13 @@ class Watcher:
         for mid in formed.formed:
             self._say(f"mosaic: formed group {mid}")
         for note in formed.notes:
-            if note not in self._noted:
-                self._noted.add(note)
-                self._say(f"mosaic: {note}")
+            self._note(f"mosaic: {note}")
+
+    def _note(self, line: str) -> None:
+        """Say a recurring condition once, not at every scan."""
+        if line not in self._noted:
+            self._noted.add(line)
+            self._say(line)
 
     def _fill(self) -> bool:
         started = False

@@ -7,6 +7,7 @@ import sqlite3
 import time
 
 from contimg.state.db import Database
+from contimg.state.jobs import add_event
 
 
 def record_ms_in(conn: sqlite3.Connection, obs_id: str, *, path: str, start_mjd: float,
@@ -21,7 +22,7 @@ def record_ms_in(conn: sqlite3.Connection, obs_id: str, *, path: str, start_mjd:
         " start_mjd = excluded.start_mjd, end_mjd = excluded.end_mjd, mid_mjd = excluded.mid_mjd,"
         " dec_deg = excluded.dec_deg, phase_ra_deg = excluded.phase_ra_deg,"
         " phase_dec_deg = excluded.phase_dec_deg, subbands = excluded.subbands,"
-        " nchan = excluded.nchan, size_bytes = excluded.size_bytes",
+        " nchan = excluded.nchan, size_bytes = excluded.size_bytes, pruned_at = NULL",
         (obs_id, path, start_mjd, end_mjd, mid_mjd, dec_deg, phase_ra_deg, phase_dec_deg,
          json.dumps(subbands), nchan, size_bytes, time.time()),
     )
@@ -42,3 +43,45 @@ def get_ms(db: Database, obs_id: str) -> dict | None:
 def list_ms(db: Database) -> list[dict]:
     rows = db.conn.execute("SELECT * FROM measurement_sets ORDER BY mid_mjd").fetchall()
     return [{**dict(r), "subbands": json.loads(r["subbands"])} for r in rows]
+
+
+def prunable(db: Database, published_before: float) -> list[dict]:
+    """MSs no longer needed: every mosaic holding the observation is published (at or
+    before ``published_before``), and there is at least one.  Images, not MSs, feed
+    mosaics, so nothing downstream reads these again."""
+    rows = db.conn.execute(
+        "SELECT ms.* FROM measurement_sets ms WHERE ms.pruned_at IS NULL"
+        " AND EXISTS (SELECT 1 FROM mosaic_members mm WHERE mm.observation_id = ms.observation_id)"
+        " AND NOT EXISTS (SELECT 1 FROM mosaic_members mm"
+        "   LEFT JOIN products p ON p.mosaic_id = mm.mosaic_id"
+        "   WHERE mm.observation_id = ms.observation_id"
+        "   AND (p.state IS NOT 'published' OR p.published_at > ?))"
+        " ORDER BY ms.mid_mjd",
+        (published_before,)).fetchall()
+    return [dict(r) for r in rows]
+
+
+def mark_pruned(db: Database, obs_id: str, *, now: float | None = None) -> bool:
+    """Record that the MS is being removed (before removing it, so the database never
+    calls a deleted MS present); False if another process marked it first."""
+    now = now or time.time()
+    with db.transaction() as conn:
+        cur = conn.execute("UPDATE measurement_sets SET pruned_at = ?"
+                           " WHERE observation_id = ? AND pruned_at IS NULL", (now, obs_id))
+        if cur.rowcount:
+            add_event(conn, "pruned", f"MS of {obs_id} removed (its mosaics are published)",
+                      subject=obs_id, now=now)
+        return cur.rowcount == 1
+
+
+def pruned(db: Database) -> list[dict]:
+    return [dict(r) for r in db.conn.execute(
+        "SELECT * FROM measurement_sets WHERE pruned_at IS NOT NULL ORDER BY mid_mjd")]
+
+
+def disk_summary(db: Database) -> dict:
+    row = db.conn.execute(
+        "SELECT SUM(pruned_at IS NULL) AS kept, COALESCE(SUM(CASE WHEN pruned_at IS NULL"
+        " THEN size_bytes END), 0) AS kept_bytes, SUM(pruned_at IS NOT NULL) AS pruned"
+        " FROM measurement_sets").fetchone()
+    return {"kept": row["kept"] or 0, "kept_bytes": row["kept_bytes"], "pruned": row["pruned"] or 0}

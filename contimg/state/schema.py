@@ -218,4 +218,10 @@ PRODUCTS_V5 = [
     """,
 ]
 
-MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3, CALIBRATION_V4, PRODUCTS_V5]
+# Retention: a Measurement Set removed by `contimg prune` keeps its row (history, and
+# the reason a later step cannot find it); convert clears the mark when it rebuilds.
+PRUNE_V6 = [
+    "ALTER TABLE measurement_sets ADD COLUMN pruned_at REAL",
+]
+
+MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3, CALIBRATION_V4, PRODUCTS_V5, PRUNE_V6]

@@ -10,21 +10,11 @@ fit is deferred, not failed (its attempts are unchanged): the reason shows in
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
+from contimg.paths import free_bytes
 from contimg.state import Job, jobs
 from contimg.steps.runner import Outcome, StepContext
 
 GB = 1e9
-
-
-def free_bytes(path: Path) -> int:
-    """Free bytes on the filesystem holding ``path`` (its nearest existing ancestor)."""
-    p = Path(path).absolute()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return shutil.disk_usage(p).free
 
 
 def defer_unless_room(ctx: StepContext, job: Job, need_bytes: float, what: str) -> Outcome | None:

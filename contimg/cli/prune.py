@@ -1,0 +1,41 @@
+"""`contimg prune`: remove Measurement Sets whose mosaics are all published."""
+
+from __future__ import annotations
+
+import click
+
+from contimg.cli.common import App, emit_json, json_option, pass_app
+from contimg.ops.prune import prune_ms
+
+
+@click.command("prune")
+@click.option("--keep-hours", type=float, default=None,
+              help="Keep MSs whose mosaics were published less than this long ago "
+                   "(default: disk.keep_ms_h).")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@json_option
+@pass_app
+def command(app: App, keep_hours: float | None, dry_run: bool) -> None:
+    """Remove the MS of every observation whose mosaics are all published.
+
+    Subband files, images, calibration tables and products are never removed; an MS
+    can be rebuilt from its subband files.
+    """
+    cfg = app.config()
+    keep = cfg.disk_keep_ms_h if keep_hours is None else keep_hours
+    report = prune_ms(cfg, app.db(), keep_h=max(keep, 0.0), dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    if app.json_output:
+        emit_json({"dry_run": dry_run, "removed": report.removed,
+                   "refused": report.refused, "swept": report.swept,
+                   "freed_bytes": report.freed_bytes})
+        return
+    for r in report.removed:
+        click.echo(f"{r['observation_id']}\t{r['path']}\t{(r['size_bytes'] or 0) / 1e9:.2f} GB"
+                   f"\t{verb}")
+    for path, why in report.refused:
+        click.echo(f"refused {path}: {why}", err=True)
+    for path in report.swept:
+        click.echo(f"finished an interrupted removal: {path}", err=True)
+    click.echo(f"{verb} {len(report.removed)} Measurement Set(s), "
+               f"{report.freed_bytes / 1e9:.2f} GB", err=True)
