@@ -116,12 +116,7 @@ class Watcher:
         for obs, reason in report.incomplete:
             self._say(f"ingest: {obs} incomplete: {reason}")
         if self.cfg.disk_keep_ms_h >= 0:
-            pruned = prune_ms(self.cfg, self.db, keep_h=self.cfg.disk_keep_ms_h)
-            for r in pruned.removed:
-                self._say(f"prune: removed the MS of {r['observation_id']} "
-                          f"({(r['size_bytes'] or 0) / 1e9:.2f} GB; its mosaics are published)")
-            for path, why in pruned.refused:
-                self._note(f"prune: refused {path}: {why}")
+            self._prune()
         try:
             formed = form_groups(self.cfg, self.db)
         except StepError as exc:
@@ -131,6 +126,19 @@ class Watcher:
             self._say(f"mosaic: formed group {mid}")
         for note in formed.notes:
             self._note(f"mosaic: {note}")
+
+    def _prune(self) -> None:
+        """Retention inside the loop; a filesystem error is reported, never fatal."""
+        try:
+            pruned = prune_ms(self.cfg, self.db, keep_h=self.cfg.disk_keep_ms_h)
+        except OSError as exc:
+            self._note(f"prune: failed ({exc}); Measurement Sets kept, see 'contimg prune'")
+            return
+        for r in pruned.removed:
+            self._say(f"prune: removed the MS of {r['observation_id']} "
+                      f"({(r['size_bytes'] or 0) / 1e9:.2f} GB; its mosaics are published)")
+        for path, why in pruned.refused:
+            self._note(f"prune: refused {path}: {why}")
 
     def _note(self, line: str) -> None:
         """Say a recurring condition once, not at every scan."""
