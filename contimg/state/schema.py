@@ -222,6 +222,8 @@ PRODUCTS_V5 = [
 # the reason a later step cannot find it); convert clears the mark when it rebuilds.
 PRUNE_V6 = [
     "ALTER TABLE measurement_sets ADD COLUMN pruned_at REAL",
+    # watch asks "every mosaic of this observation published?" at every scan, for months
+    "CREATE INDEX mosaic_members_observation ON mosaic_members (observation_id)",
 ]
 
 MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3, CALIBRATION_V4, PRODUCTS_V5, PRUNE_V6]
