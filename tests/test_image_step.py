@@ -28,7 +28,7 @@ def test_m1_m2_missing_ms_then_done_once_then_verified_reuse(cli) -> None:
     shutil.rmtree(ms0)
     gone = cli.proc("image", obs[0], env=SMALL_IMAGE)
     assert gone.returncode == 1
-    assert "the MS is missing" in gone.stdout and ms0 in gone.stdout
+    assert "is missing on disk" in gone.stdout and ms0 in gone.stdout
     assert images.get_image(db, obs[0]) is None
     assert not (cli.home / "staging" / "images" / obs[0]).exists()
 

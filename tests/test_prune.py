@@ -130,3 +130,24 @@ def test_o2_watch_prunes_after_the_grace_period_and_says_so(three_ms) -> None:
         w._scan()
         assert sum("prune: removed the MS of" in line for line in lines) == expect, lines
     assert [r["pruned_at"] is not None for r in measurement_sets.list_ms(db)] == [True, True, False]
+
+
+def test_o1_retention_off_means_prune_removes_nothing_unless_told(three_ms) -> None:
+    cli, db, rows, pid = three_ms
+    off = cli("prune", env={"CONTIMG_DISK_PRUNE": "false"})
+    assert off.exit_code == 0 and "retention is off" in off.stderr
+    assert all(Path(r["path"]).is_dir() for r in rows)
+    assert cli("prune", "--keep-hours", "-1").exit_code == 2
+    told = cli.json("prune", "--keep-hours", "0")
+    assert len(told["removed"]) == 2
+
+
+def test_m2_a_pruned_ms_is_named_as_pruned_not_as_lost(three_ms) -> None:
+    from contimg.steps.ms_lookup import require_ms
+    from contimg.steps.runner import StepError
+
+    cli, db, rows, pid = three_ms
+    cli.json("prune", "--keep-hours", "0")
+    with pytest.raises(StepError, match="removed by 'contimg prune'"):
+        require_ms(db, rows[0]["observation_id"])
+    assert require_ms(db, rows[2]["observation_id"])["path"] == rows[2]["path"]

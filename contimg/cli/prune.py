@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from contimg.cli.common import App, emit_json, json_option, pass_app
+from contimg.cli.common import App, emit_json, fail_usage, json_option, pass_app
 from contimg.ops.prune import prune_ms
 
 
@@ -18,12 +18,18 @@ from contimg.ops.prune import prune_ms
 def command(app: App, keep_hours: float | None, dry_run: bool) -> None:
     """Remove the MS of every observation whose mosaics are all published.
 
-    Subband files, images, calibration tables and products are never removed; an MS
-    can be rebuilt from its subband files.
+    Subband files, images, calibration tables and products are never removed.
     """
     cfg = app.config()
+    if keep_hours is not None and keep_hours < 0:
+        fail_usage(f"--keep-hours {keep_hours}: give hours >= 0")
+    if keep_hours is None and not cfg.disk_prune:
+        click.echo(f"retention is off (disk.prune = false, from "
+                   f"{cfg.sources.get('disk.prune', 'default')}): nothing removed; "
+                   "give --keep-hours to prune anyway", err=True)
+        return
     keep = cfg.disk_keep_ms_h if keep_hours is None else keep_hours
-    report = prune_ms(cfg, app.db(), keep_h=max(keep, 0.0), dry_run=dry_run)
+    report = prune_ms(cfg, app.db(), keep_h=keep, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     if app.json_output:
         emit_json({"dry_run": dry_run, "removed": report.removed,

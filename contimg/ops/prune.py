@@ -4,7 +4,7 @@ One MS is about the size of its 16 subband files (2.3 GB): 650 GB a day.  Once
 every mosaic that holds an observation is published, its MS is read by nothing
 (mosaics are made from images), so after a grace period (``disk.keep_ms_h``,
 default 24 h after publishing) it can go.  The raw subband files are never
-touched, so an MS can always be rebuilt.
+touched.
 
 Order matters for crash safety: the row is marked first, then the directory is
 renamed aside and deleted.  A crash leaves either an MS still present and marked
@@ -25,6 +25,7 @@ from contimg.paths import inside
 from contimg.state import Database, measurement_sets
 
 LEFTOVER = ".pruning-"
+RECHECK_DAYS = 7  # marked rows re-checked on disk for this long (not all, every scan)
 
 
 @dataclass
@@ -40,12 +41,13 @@ class PruneReport:
 
 
 def prune_ms(cfg: Config, db: Database, *, keep_h: float, dry_run: bool = False,
-             now: float | None = None) -> PruneReport:
+             limit: int | None = None, now: float | None = None) -> PruneReport:
     """Remove the MS of every observation whose mosaics were all published ``keep_h``
-    hours ago or earlier; finish what an interrupted run left."""
+    hours ago or earlier (at most ``limit``: watch keeps each pass short); finish what
+    an interrupted run left."""
     now = now or time.time()
     report = PruneReport(dry_run=dry_run)
-    for row in measurement_sets.prunable(db, now - keep_h * 3600):
+    for row in measurement_sets.prunable(db, now - keep_h * 3600)[:limit]:
         path = Path(row["path"])
         if not inside(path, cfg.staging):
             report.refused.append((str(path), f"outside the staging root {cfg.staging}; "
@@ -58,7 +60,7 @@ def prune_ms(cfg: Config, db: Database, *, keep_h: float, dry_run: bool = False,
             _remove(path)
             report.removed.append(row)
     if not dry_run:
-        report.swept = _finish_interrupted(cfg, db)
+        report.swept = _finish_interrupted(cfg, db, since=now - RECHECK_DAYS * 86400)
     return report
 
 
@@ -72,9 +74,9 @@ def _remove(path: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _finish_interrupted(cfg: Config, db: Database) -> list[str]:
+def _finish_interrupted(cfg: Config, db: Database, since: float) -> list[str]:
     swept = []
-    for row in measurement_sets.pruned(db):
+    for row in measurement_sets.pruned(db, since=since):
         path = Path(row["path"])
         if path.exists() and inside(path, cfg.staging):
             _remove(path)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -27,8 +28,13 @@ from contimg.ops.prune import prune_ms
 from contimg.state import Database, Job, jobs
 from contimg.steps import ingest
 from contimg.steps.mosaic import form_groups
+from contimg.steps.diskspace import room_reason
 from contimg.steps.registry import StepSpec, available
 from contimg.steps.runner import StepError, make_owner
+
+
+PRUNE_EVERY_S = 600.0  # retention runs at most this often inside the loop
+PRUNE_PER_PASS = 20    # and removes at most this many MSs per pass (a short pause)
 
 
 @dataclass
@@ -67,6 +73,7 @@ class Watcher:
         self.failures = 0
         self.log_path = cfg.logs / "watch.log"
         self._noted: set[str] = set()
+        self._last_prune = 0.0
         self.dirty = True
 
     # -- signals -------------------------------------------------------------
@@ -115,7 +122,8 @@ class Watcher:
             self._say(f"ingest: quarantined {path}: {error}")
         for obs, reason in report.incomplete:
             self._say(f"ingest: {obs} incomplete: {reason}")
-        if self.cfg.disk_keep_ms_h >= 0:
+        if self.cfg.disk_prune and time.time() - self._last_prune >= PRUNE_EVERY_S:
+            self._last_prune = time.time()
             self._prune()
         try:
             formed = form_groups(self.cfg, self.db)
@@ -130,8 +138,9 @@ class Watcher:
     def _prune(self) -> None:
         """Retention inside the loop; a filesystem error is reported, never fatal."""
         try:
-            pruned = prune_ms(self.cfg, self.db, keep_h=self.cfg.disk_keep_ms_h)
-        except OSError as exc:
+            pruned = prune_ms(self.cfg, self.db, keep_h=self.cfg.disk_keep_ms_h,
+                              limit=PRUNE_PER_PASS)
+        except (OSError, sqlite3.Error) as exc:
             self._note(f"prune: failed ({exc}); Measurement Sets kept, see 'contimg prune'")
             return
         for r in pruned.removed:
@@ -159,8 +168,16 @@ class Watcher:
     def _claim_next(self) -> tuple[Job | None, StepSpec | None]:
         for spec in reversed(self.steps):          # downstream first: finished work flows out
             job = jobs.claim(self.db, spec.name, self.owner, self.cfg.jobs_lease_s)
-            if job is not None:
+            if job is None:
+                continue
+            reason = room_reason(self.cfg, 0.0, f"{spec.name} {job.subject}") \
+                if spec.writes_staging else None
+            if reason is None:
                 return job, spec
+            # below the reserve: defer here, without starting a worker just to wait
+            jobs.defer(self.db, job, reason, self.cfg.disk_recheck_s)
+            self._note(f"disk: {self.cfg.staging} is below disk.reserve_gb; convert, calibrate, "
+                       "image and mosaic jobs wait (deferred, see 'contimg status')")
         return None, None
 
     def _start(self, job: Job, spec: StepSpec) -> None:

@@ -74,9 +74,10 @@ def mark_pruned(db: Database, obs_id: str, *, now: float | None = None) -> bool:
         return cur.rowcount == 1
 
 
-def pruned(db: Database) -> list[dict]:
+def pruned(db: Database, *, since: float = 0.0) -> list[dict]:
+    """MSs marked pruned at or after ``since`` (wall clock)."""
     return [dict(r) for r in db.conn.execute(
-        "SELECT * FROM measurement_sets WHERE pruned_at IS NOT NULL ORDER BY mid_mjd")]
+        "SELECT * FROM measurement_sets WHERE pruned_at >= ? ORDER BY mid_mjd", (since,))]
 
 
 def disk_summary(db: Database) -> dict:

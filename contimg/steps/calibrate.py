@@ -13,22 +13,12 @@ from pathlib import Path
 
 from contimg import names
 from contimg.astro.calselect import choose_calibrator
-from contimg.state import Job, NextJob, calibration, jobs, measurement_sets
+from contimg.state import Job, NextJob, calibration, jobs
 from contimg.steps.diskspace import defer_unless_room
+from contimg.steps.ms_lookup import require_ms
 from contimg.steps.runner import Outcome, StepContext, StepError
 
 STEP = "calibrate"
-
-
-def _ms_for(ctx: StepContext, obs_id: str) -> dict:
-    ms = measurement_sets.get_ms(ctx.db, obs_id)
-    if ms is None:
-        raise StepError(f"observation {obs_id} has no registered MS; convert it first",
-                        retryable=False)
-    if not (Path(ms["path"]) / "table.dat").is_file():
-        raise StepError(f"MS {ms['path']} of {obs_id} is missing on disk; reconvert with "
-                        f"'contimg retry' on its convert job")
-    return ms
 
 
 def decide_calibrator(ctx: StepContext, obs_id: str, ms: dict) -> dict:
@@ -106,7 +96,7 @@ def calibrate_one(ctx: StepContext, job: Job) -> Outcome:
     from contimg.calib import CalTableMissing, apply
 
     obs_id, db = job.subject, ctx.db
-    ms = _ms_for(ctx, obs_id)
+    ms = require_ms(db, obs_id)
     applied = calibration.get_application(db, obs_id)
     next_jobs = [NextJob("image", obs_id, ms["mid_mjd"])]
     if applied is not None:

@@ -34,10 +34,6 @@ def convert_one(ctx: StepContext, job: Job) -> Outcome:
     if missing:
         raise StepError(f"observation {obs_id}: input files missing on disk: {', '.join(missing)}; "
                         "restore them and run 'contimg retry'")
-    waiting = defer_unless_room(ctx, job, sum(f.stat().st_size for f in files),
-                                "its Measurement Set")
-    if waiting is not None:
-        return waiting
     out = names.ms_path(cfg.staging, obs_id)
     if not inside(out, cfg.staging):
         raise StepError(f"{out} resolves outside the staging root {cfg.staging}", retryable=False)
@@ -53,6 +49,12 @@ def convert_one(ctx: StepContext, job: Job) -> Outcome:
             jobs.complete(db, job, next_jobs=[NextJob("calibrate", obs_id, known["mid_mjd"])],
                           message="MS already registered")
             return Outcome(obs_id, "skipped", f"{out} already converted and registered")
+        # the MS is about the input's size, and calibration adds as much again: ask for
+        # both, so a converted MS can always be calibrated, imaged and in time pruned
+        waiting = defer_unless_room(ctx, job, 2 * sum(f.stat().st_size for f in files),
+                                    "its Measurement Set and its calibration")
+        if waiting is not None:
+            return waiting
         try:
             info = build_ms(files, out, nsubbands=cfg.convert_nsubbands, progress=ctx.progress,
                             overwrite=True)

@@ -10,6 +10,7 @@ fit is deferred, not failed (its attempts are unchanged): the reason shows in
 
 from __future__ import annotations
 
+from contimg.config import Config
 from contimg.paths import free_bytes
 from contimg.state import Job, jobs
 from contimg.steps.runner import Outcome, StepContext
@@ -17,16 +18,22 @@ from contimg.steps.runner import Outcome, StepContext
 GB = 1e9
 
 
-def defer_unless_room(ctx: StepContext, job: Job, need_bytes: float, what: str) -> Outcome | None:
-    """None if ``need_bytes`` plus the reserve fit on staging; else defer the job and say why."""
-    cfg = ctx.config
+def room_reason(cfg: Config, need_bytes: float, what: str) -> str | None:
+    """None if ``need_bytes`` plus the reserve fit on staging; else why the job waits."""
     reserve = cfg.disk_reserve_gb * GB
     free = free_bytes(cfg.staging)
     if free >= need_bytes + reserve:
         return None
-    reason = (f"not started: {cfg.staging} has {free / GB:.1f} GB free, and {what} needs about "
-              f"{need_bytes / GB:.1f} GB plus the {reserve / GB:.1f} GB reserve (disk.reserve_gb); "
-              "free space there (publish mosaics, remove old Measurement Sets) and it proceeds "
-              f"by itself (rechecked every {cfg.disk_recheck_s:.0f} s)")
-    jobs.defer(ctx.db, job, reason, cfg.disk_recheck_s)
+    return (f"not started: {cfg.staging} has {free / GB:.1f} GB free, and {what} needs about "
+            f"{need_bytes / GB:.1f} GB plus the {reserve / GB:.1f} GB reserve (disk.reserve_gb); "
+            "free space there (contimg prune, publish) and it proceeds by itself "
+            f"(rechecked every {cfg.disk_recheck_s:.0f} s)")
+
+
+def defer_unless_room(ctx: StepContext, job: Job, need_bytes: float, what: str) -> Outcome | None:
+    """None if the job fits; else defer it (attempts unchanged) and say why."""
+    reason = room_reason(ctx.config, need_bytes, what)
+    if reason is None:
+        return None
+    jobs.defer(ctx.db, job, reason, ctx.config.disk_recheck_s)
     return Outcome(job.subject, "deferred", reason)

@@ -12,8 +12,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from contimg import names
-from contimg.state import Job, calibration, images, jobs, measurement_sets
+from contimg.state import Job, calibration, images, jobs
 from contimg.steps.diskspace import defer_unless_room
+from contimg.steps.ms_lookup import require_ms
 from contimg.steps.runner import Outcome, StepContext, StepError
 
 STEP = "image"
@@ -38,11 +39,7 @@ def image_one(ctx: StepContext, job: Job) -> Outcome:
     from contimg.imaging import image_ms, verify_outputs
 
     cfg, db, obs_id = ctx.config, ctx.db, job.subject
-    ms = measurement_sets.get_ms(db, obs_id)
-    if ms is None or not (Path(ms["path"]) / "table.dat").is_file():
-        where = ms["path"] if ms else "no MS registered"
-        raise StepError(f"{obs_id}: the MS is missing ({where}); nothing imaged or registered. "
-                        "Reconvert it ('contimg retry' on its convert job) and retry this job")
+    ms = require_ms(db, obs_id)
     if calibration.get_application(db, obs_id) is None:
         raise StepError(f"{obs_id}: the MS is not calibrated yet; run 'contimg calibrate {obs_id}'")
     out_dir = names.image_dir(cfg.staging, obs_id)

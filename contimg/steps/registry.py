@@ -13,6 +13,7 @@ class StepSpec:
     name: str
     module: str          # module holding ``<name>_one``
     uses_casa: bool      # start CASA (offline) in the worker process first
+    writes_staging: bool = True  # needs disk space on staging (checked before it starts)
 
     def do_one(self) -> DoOne:
         return getattr(importlib.import_module(self.module), f"{self.name}_one")
@@ -23,7 +24,7 @@ PIPELINE: tuple[StepSpec, ...] = (
     StepSpec("calibrate", "contimg.steps.calibrate", uses_casa=True),
     StepSpec("image", "contimg.steps.image", uses_casa=True),
     StepSpec("mosaic", "contimg.steps.mosaic", uses_casa=False),
-    StepSpec("publish", "contimg.steps.publish", uses_casa=False),
+    StepSpec("publish", "contimg.steps.publish", uses_casa=False, writes_staging=False),
 )
 
 BY_NAME = {s.name: s for s in PIPELINE}
