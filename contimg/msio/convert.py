@@ -155,11 +155,9 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
     fits = [phasing.check_meridian_phasing(h.path, h.uvw, geo, ref.times, ref.dec_rad,
                                            meridian_tol_arcsec) for h in headers]
     offset = max(worst for worst, _ in fits)
-    # Each file is re-phased from the centre its own uvw record (one shared w in the
-    # usual case; a writer could stamp subbands differently).
+    # Each file is re-phased from the centre its own uvw record (a writer could stamp
+    # subbands differently); the phasor costs the same per file as for the whole band.
     w_recorded = [w for _, w in fits]
-    if all(np.array_equal(w, w_recorded[0]) for w in w_recorded[1:]):
-        w_recorded = w_recorded[:1]
     del fits
     half = ref.int_time / 86400.0 / 2
     start_jd, end_jd = float(np.min(ref.times - half)), float(np.max(ref.times + half))
@@ -214,11 +212,8 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
                 if swap is not None:
                     rows = swap[r0:r1]
                     data[rows] = np.conjugate(data[rows])
-                if len(dws) == 1:
-                    data *= phasing.phasor(dws[0][r0:r1], grid)[:, :, None]
-                else:
-                    for dw, sl in zip(dws, targets, strict=True):
-                        data[:, sl] *= phasing.phasor(dw[r0:r1], grid[sl])[:, :, None]
+                for dw, sl in zip(dws, targets, strict=True):
+                    data[:, sl] *= phasing.phasor(dw[r0:r1], grid[sl])[:, :, None]
                 writer.put_block(r0, data, flags, nsamp, present)
                 done_mb = total_mb * r1 / nblts
                 rate = done_mb / max(time.monotonic() - t_read, 1e-6)

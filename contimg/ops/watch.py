@@ -27,8 +27,8 @@ from contimg.config import OPTION_BY_KEY, Config
 from contimg.ops.prune import prune_ms
 from contimg.state import Database, Job, jobs
 from contimg.steps import ingest
-from contimg.steps.mosaic import form_groups
 from contimg.steps.diskspace import room_reason
+from contimg.steps.mosaic import form_groups
 from contimg.steps.registry import StepSpec, available
 from contimg.steps.runner import StepError, make_owner
 
