@@ -8,6 +8,13 @@ measures come from the installed ``casadata`` package, auto-updates are off and
 the log goes to ``<state>/logs/casa.log``.  The user's ``~/.casa`` is never
 touched.  A user who sets ``CASASITECONFIG`` themselves keeps their own file.
 
+CASA's C++ core writes SEVERE messages (e.g. "Leap second table TAI_UTC seems
+out-of-date" when the installed measures are older than the clock) straight to the
+process's standard error, whatever the log sink settings.  A hand-run subcommand
+therefore points file descriptor 2 at casa.log while Python's own ``sys.stderr``
+keeps the terminal (``start(..., native_stderr_to_log=True)``); ``status -v`` shows
+the age of the measures data and how to refresh it.
+
 The site file is executed by casaconfig without ``__file__`` and an error inside it
 silently discards the whole file (see PITFALLS.md), so it holds only plain
 assignments of literals.
@@ -64,7 +71,7 @@ def write_site_config(state_dir: Path) -> Path:
     return target
 
 
-def start(state_dir: Path) -> Path:
+def start(state_dir: Path, *, native_stderr_to_log: bool = False) -> Path:
     """Prepare the environment so a later ``import casatools`` works offline.
 
     Returns the CASA log path.  Idempotent; must run before casatools is imported
@@ -74,6 +81,8 @@ def start(state_dir: Path) -> Path:
     state_dir = Path(state_dir)
     log = (state_dir / "logs" / "casa.log").resolve()
     log.parent.mkdir(parents=True, exist_ok=True)
+    if native_stderr_to_log:
+        _native_stderr_to(log)
     # casatasks imports matplotlib, which would otherwise cache fonts under ~/.cache.
     os.environ.setdefault("MPLCONFIGDIR", str((state_dir / "cache" / "matplotlib").resolve()))
     if "CASASITECONFIG" not in os.environ:
@@ -82,6 +91,54 @@ def start(state_dir: Path) -> Path:
         _route_log(log)
     _started_log = log
     return log
+
+
+_native_redirected = False
+
+
+def _native_stderr_to(log: Path) -> None:
+    """fd 2 -> casa.log (C++ writes); ``sys.stderr`` stays on the old stream (our messages)."""
+    global _native_redirected
+    if _native_redirected:
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except (OSError, ValueError, AttributeError):
+        return
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stderr = open(saved, "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None)
+                      or "utf-8", errors="backslashreplace")
+    _native_redirected = True
+
+
+MEASURES_STALE_DAYS = 180
+
+
+def measures_info() -> dict | None:
+    """Where CASA's measures come from (the casadata package), its date and age.
+
+    Read from the package metadata, so `status` never imports CASA."""
+    import datetime as dt
+    from importlib import metadata
+
+    try:
+        version = metadata.version("casadata")
+        path = _casadata_path()
+    except Exception:  # noqa: BLE001 - status must work without CASA installed
+        return None
+    try:
+        y, m, d = (int(x) for x in version.split(".")[:3])
+        date = dt.date(y, m, d)
+        age = (dt.date.today() - date).days
+    except ValueError:
+        date, age = None, None
+    return {"package": "casadata", "version": version, "path": path,
+            "date": date.isoformat() if date else None, "age_days": age,
+            "stale": age is not None and age > MEASURES_STALE_DAYS,
+            "refresh": f"{sys.executable} -m pip install --upgrade casadata"}
 
 
 def scratch_dir(state_dir: Path) -> Path:

@@ -8,6 +8,7 @@ directory?" is the first question an operator asks.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass
@@ -21,11 +22,18 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Option:
+    """One option.  ``lo``/``hi`` bound a number (``lo_open``: strictly above ``lo``);
+    ``choices`` lists the allowed strings.  Numbers are always finite."""
+
     section: str
     name: str
     type: type
     default: Any
     help: str
+    lo: float | None = 0
+    hi: float | None = None
+    lo_open: bool = False
+    choices: tuple[str, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -42,38 +50,41 @@ OPTIONS: tuple[Option, ...] = (
     Option("paths", "staging", Path, None, "where every product is made; default <home>/staging"),
     Option("paths", "products", Path, None, "where products are published; default <home>/products"),
     Option("ingest", "group_tolerance_s", float, 60.0, "subbands whose start times differ by at most this are one observation"),
-    Option("ingest", "min_subbands", int, 12, "an observation with fewer subbands after the wait is marked incomplete"),
+    Option("ingest", "min_subbands", int, 12, "an observation with fewer subbands after the wait is marked incomplete", lo=1, hi=1024),
     Option("ingest", "incomplete_wait_s", float, 900.0, "how long to wait for missing subbands after the last one arrived"),
     Option("ingest", "settle_s", float, 5.0, "a file modified more recently than this is still being written"),
-    Option("jobs", "max_attempts", int, 5, "failures before a job is dead (needs contimg retry)"),
+    Option("jobs", "max_attempts", int, 5, "failures before a job is dead (needs contimg retry)", lo=1, hi=1000),
     Option("jobs", "backoff_base_s", float, 30.0, "first retry delay; doubles with every failure"),
     Option("jobs", "backoff_max_s", float, 3600.0, "longest retry delay"),
-    Option("jobs", "lease_s", float, 900.0, "a claimed job is taken over by another worker after this"),
+    Option("jobs", "lease_s", float, 900.0, "a claimed job is taken over by another worker after this", lo_open=True),
     Option("disk", "reserve_gb", float, 2.0, "convert, calibrate, image and mosaic wait (deferred, shown in status) while staging would keep less free space than this after the job"),
-    Option("disk", "recheck_s", float, 300.0, "how often a job waiting for disk space is rechecked"),
+    Option("disk", "recheck_s", float, 300.0, "how often a job waiting for disk space is rechecked", lo_open=True),
     Option("disk", "prune", bool, True, "watch removes Measurement Sets whose mosaics are all published (false: never; subband files are always kept)"),
     Option("disk", "keep_ms_h", float, 24.0, "how long after the last of its mosaics was published a Measurement Set is kept"),
-    Option("convert", "nsubbands", int, 16, "subbands per observation"),
+    Option("convert", "nsubbands", int, 16, "subbands per observation", lo=1, hi=1024),
     Option("calibrate", "refants", list, [], "reference antenna names in priority order (empty: built-in list)"),
     Option("calibrate", "bandpass_valid_h", float, 12.0, "bandpass solutions apply this many hours either side of the transit"),
     Option("calibrate", "gain_valid_h", float, 1.0, "gain solutions apply this many hours either side of the transit"),
     Option("calibrate", "max_offset_deg", float, 2.0, "calibrators within this many degrees of the pointing declination"),
     Option("calibrate", "min_beam_jy", float, 5.0, "a calibrator needs at least this beam-weighted flux density (lower it where no bright calibrator transits)"),
-    Option("calibrate", "recheck_s", float, 600.0, "how often an observation waiting for a solution is rechecked"),
-    Option("image", "robust", float, 0.0, "Briggs robust parameter"),
-    Option("image", "niter", int, 1000, "maximum CLEAN iterations"),
-    Option("image", "threshold_sigma", float, 4.0, "CLEAN down to this many times the measured noise"),
-    Option("image", "imsize", int, 0, "image size in pixels (0: cover the primary beam to 20 %)"),
+    Option("calibrate", "recheck_s", float, 600.0, "how often an observation waiting for a solution is rechecked", lo_open=True),
+    Option("image", "robust", float, 0.0, "Briggs robust parameter (-2 uniform-like .. 2 natural-like)", lo=-2.0, hi=2.0),
+    Option("image", "backend", str, "ducc", "imaging engine: ducc (ducc0 2-D gridder + radler, fast and deep) or tclean (CASA, the reference)", choices=("ducc", "tclean")),
+    Option("image", "niter", int, 0, "maximum CLEAN iterations (0: the backend's default, tclean 1000, ducc 100000 as a guard only)", hi=10**9),
+    Option("image", "threshold_sigma", float, 0.0, "CLEAN down to this many times the measured noise (0: the backend's default, tclean 4, ducc 2)"),
+    Option("image", "mask_sigma", float, 4.0, "ducc: the automatic CLEAN mask holds components found down to this many times the noise", lo=0.5, hi=100.0),
+    Option("image", "max_cycles", int, 10, "major cycles at most (each one a full degrid + grid); the image record says if this bound", lo=1, hi=100),
+    Option("image", "imsize", int, 0, "image size in pixels (0: cover the primary beam to 20 %)", hi=65536),
     Option("image", "cell_arcsec", float, 0.0, "pixel size (0: about a quarter of the synthesized beam)"),
-    Option("mosaic", "n", int, 10, "observations per mosaic"),
-    Option("mosaic", "mode", str, "tiles", "tiles (each observation in one mosaic) or sliding (overlapping windows)"),
+    Option("mosaic", "n", int, 10, "observations per mosaic", lo=1, hi=10000),
+    Option("mosaic", "mode", str, "tiles", "tiles (each observation in one mosaic) or sliding (overlapping windows)", choices=("tiles", "sliding")),
     Option("mosaic", "overlap", int, 5, "observations shared by consecutive windows in sliding mode"),
     Option("mosaic", "max_gap_s", float, 360.0, "a longer gap between observations starts a new group"),
     Option("mosaic", "max_span_s", float, 3600.0, "a group spanning longer than this is refused"),
     Option("mosaic", "warn_span_s", float, 3000.0, "a group spanning longer than this is formed with a warning"),
     Option("mosaic", "max_noise_jy", float, 0.01, "QA: the mosaic's median noise must be below this"),
     Option("mosaic", "min_dynamic_range", float, 20.0, "QA: peak over noise must reach this"),
-    Option("publish", "stale_after_h", float, 24.0, "status flags products staged longer than this"),
+    Option("publish", "stale_after_h", float, 24.0, "status flags products staged longer than this", lo_open=True),
 )
 
 OPTION_BY_KEY = {o.key: o for o in OPTIONS}
@@ -165,13 +176,33 @@ def _coerce(opt: Option, raw: Any, where: str) -> Any:
             if isinstance(raw, bool):
                 raise ValueError("expected a number")
             value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError("expected a finite number")
         else:
+            if not isinstance(raw, str):
+                raise ValueError("expected a string")
             value = opt.type(raw)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"{opt.key} from {where}: bad value {raw!r} ({exc}); {opt.help}") from None
-    if isinstance(value, (int, float)) and value < 0:
-        raise ConfigError(f"{opt.key} from {where}: must not be negative, got {value!r}")
+    _check_range(opt, value, where)
     return value
+
+
+def _check_range(opt: Option, value: Any, where: str) -> None:
+    """The per-option bounds and choices declared in OPTIONS."""
+    if opt.choices is not None and value not in opt.choices:
+        raise ConfigError(f"{opt.key} from {where}: {value!r} is not one of "
+                          f"{', '.join(opt.choices)}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    hi = opt.hi if opt.hi is not None else (2**31 - 1 if opt.type is int else None)
+    if opt.lo is not None and (value <= opt.lo if opt.lo_open else value < opt.lo):
+        if opt.lo == 0 and not opt.lo_open:
+            raise ConfigError(f"{opt.key} from {where}: must not be negative, got {value!r}")
+        raise ConfigError(f"{opt.key} from {where}: must be {'>' if opt.lo_open else '>='} "
+                          f"{opt.lo:g}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{opt.key} from {where}: must be <= {hi:g}, got {value!r}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -182,6 +213,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid UTF-8 text (byte {exc.start}); "
+                          "save it as UTF-8") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     flat: dict[str, Any] = {}
     for section, body in data.items():
         if section not in SECTIONS or not isinstance(body, dict):
@@ -191,7 +229,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
             key = f"{section}.{name}"
             if key not in OPTION_BY_KEY:
                 raise ConfigError(f"config file {path}: unknown key {key}; "
-                                  "run 'contimg config' to list the known keys")
+                                  "'contimg config --sample' lists every known key")
             flat[key] = value
     return flat
 
@@ -224,7 +262,7 @@ def load_config(*, home: str | Path | None = None, config_file: str | Path | Non
     for name in env:
         if name.startswith("CONTIMG_") and name not in known_env:
             raise ConfigError(f"unknown environment variable {name}; "
-                              "run 'contimg config' to list the known options")
+                              "'contimg config --sample' lists every option with its variable")
 
     values: dict[str, Any] = {}
     for opt in OPTIONS:
@@ -247,9 +285,23 @@ def load_config(*, home: str | Path | None = None, config_file: str | Path | Non
         unknown = set(overrides) - set(OPTION_BY_KEY)
         if unknown:
             raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))}")
+    _check_together(values, sources)
     return Config(home=home_path, values=values, sources=sources,
                   config_file=cfg_path.resolve() if cfg_path else None,
                   json_output=json_output, verbosity=verbosity)
+
+
+def _check_together(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Options that are only meaningful relative to each other."""
+    def bad(a: str, b: str, why: str) -> None:
+        raise ConfigError(f"{a} = {values[a]!r} ({sources[a]}) and {b} = {values[b]!r} "
+                          f"({sources[b]}): {why}")
+    if values["mosaic.mode"] == "sliding" and values["mosaic.overlap"] >= values["mosaic.n"]:
+        bad("mosaic.overlap", "mosaic.n", "sliding windows need overlap < n")
+    if values["ingest.min_subbands"] > values["convert.nsubbands"]:
+        bad("ingest.min_subbands", "convert.nsubbands", "min_subbands must not exceed nsubbands")
+    if values["jobs.backoff_base_s"] > values["jobs.backoff_max_s"]:
+        bad("jobs.backoff_base_s", "jobs.backoff_max_s", "the first delay exceeds the longest")
 
 
 def sample_toml() -> str:

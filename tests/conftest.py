@@ -17,8 +17,13 @@ SHARED = REPO.parent / "shared"
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
+    """A state directory as `contimg init` leaves it (commands other than init refuse a
+    directory without a state database)."""
+    from contimg.state import Database
+
     h = tmp_path / "home"
     h.mkdir()
+    Database(h / "state.sqlite3").close()
     return h
 
 

@@ -40,7 +40,7 @@ def test_precedence_default_file_env_flag(tmp_path: Path) -> None:
     ("[ingest]\nmin_subband = 3\n", "unknown key ingest.min_subband"),
     ("[nosuch]\nx = 1\n", "unknown section"),
     ("[ingest]\nmin_subbands = 'many'\n", "bad value"),
-    ("[ingest]\nmin_subbands = -1\n", "must not be negative"),
+    ("[ingest]\nsettle_s = -1\n", "must not be negative"),
     ("[ingest\n", "not valid TOML"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, match: str) -> None:

@@ -12,11 +12,12 @@ from contimg.steps.convert import STEP, convert_one
 
 @click.command("convert")
 @click.argument("observations", nargs=-1)
-@click.option("--limit", type=int, default=None, help="Convert at most N observations.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Convert at most N observations.")
 @json_option
 @pass_app
 def command(app: App, observations: tuple[str, ...], limit: int | None) -> None:
-    """Convert observations (IDs as arguments or on stdin; default: all pending, oldest first)."""
+    """Convert observations (IDs as arguments or on stdin; --all or a terminal: every pending one, oldest first)."""
     subjects = items_from(observations)
     with progress_reporter(app) as progress:
         run_and_render(app, STEP, convert_one, subjects, limit, progress=progress)

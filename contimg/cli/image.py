@@ -11,7 +11,8 @@ from contimg.steps.image import STEP, image_one
 
 @click.command("image")
 @click.argument("observations", nargs=-1)
-@click.option("--limit", type=int, default=None, help="Image at most N observations.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Image at most N observations.")
 @click.option("--robust", type=float, default=None, expose_value=False,
               callback=with_override("image.robust"), help="Briggs robust (default 0).")
 @click.option("--niter", type=int, default=None, expose_value=False,
@@ -19,5 +20,5 @@ from contimg.steps.image import STEP, image_one
 @json_option
 @pass_app
 def command(app: App, observations: tuple[str, ...], limit: int | None) -> None:
-    """Image calibrated observations (IDs as arguments or on stdin; default: all pending)."""
+    """Image calibrated observations (IDs as arguments or on stdin; --all: every pending one)."""
     run_and_render(app, STEP, image_one, items_from(observations), limit, casa=True)

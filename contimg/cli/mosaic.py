@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from contimg.cli.common import App, emit_json, items_from, json_option, pass_app, with_override
+from contimg.cli.common import (App, emit_json, exit_for, items_from, json_option, pass_app,
+                                with_override)
 from contimg.cli.stepcmd import run_and_render
 from contimg.state import mosaics
 from contimg.steps.mosaic import STEP, form_groups, mosaic_one
@@ -12,7 +13,8 @@ from contimg.steps.mosaic import STEP, form_groups, mosaic_one
 
 @click.command("mosaic")
 @click.argument("mosaic_ids", nargs=-1)
-@click.option("--limit", type=int, default=None, help="Combine at most N mosaics.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Combine at most N mosaics.")
 @click.option("--form-only", is_flag=True, help="Only form groups; do not combine.")
 @click.option("--list", "list_only", is_flag=True, help="List mosaics and their members.")
 @click.option("--mode", type=click.Choice(["tiles", "sliding"]), default=None, expose_value=False,
@@ -44,4 +46,20 @@ def command(app: App, mosaic_ids: tuple[str, ...], limit: int | None, form_only:
         if app.json_output:
             emit_json(report.__dict__)
         return
-    run_and_render(app, STEP, mosaic_one, items_from(mosaic_ids), limit)
+    subjects = items_from(mosaic_ids)
+    outcomes = run_and_render(app, STEP, mosaic_one, subjects, limit, exit_now=False)
+    if not outcomes and not subjects:
+        _explain_waiting(app)
+    exit_for(sum(o.failed for o in outcomes))
+
+
+def _explain_waiting(app: App) -> None:
+    """Nothing to combine: say how many imaged observations wait for a full group."""
+    from contimg.ops.status import ungrouped_images
+
+    waiting = ungrouped_images(app.db())
+    if waiting:
+        cfg = app.config()
+        click.echo(f"{len(waiting)} imaged observation(s) wait for a group of mosaic.n = "
+                   f"{cfg.mosaic_n} ({cfg.sources.get('mosaic.n')}); give --n {len(waiting)} "
+                   "to combine what there is", err=True)

@@ -32,16 +32,19 @@ def collect_status(db: Database, *, step: str | None = None, failed_only: bool =
         "expired_leases": [_job_dict(j) for j in jobs.expired_leases(db)
                            if step is None or j.step == step],
         "waiting": [_job_dict(j) for j in waiting[-limit:]],
-        "quarantined": ingest_state.quarantined_files(db, since=since),
+        # every data problem: quarantined, duplicate and late files, flagged MSs (issue 17)
+        "quarantined": (ingest_state.quarantined_files(db, since=since)
+                        + measurement_sets.flagged_ms(db)),
         "incomplete_observations": ingest_state.observations(db, states=("incomplete",)),
         "collecting_observations": ingest_state.observations(db, states=("collecting",)),
         "stale_products": mosaics.stale_staged(db, stale_after_s),
         "held_products": [p for p in mosaics.list_products(db, states=("held", "failed"))],
-        "ungrouped_images": _ungrouped(db),
+        "ungrouped_images": ungrouped_images(db),
         "products": [{k: p[k] for k in ("id", "state", "published_dir", "qa_status")}
                      for p in mosaics.list_products(db)][-limit:],
     }
-    disk = measurement_sets.disk_summary(db)
+    _split_held(report["counts"], sum(p["state"] == "held" for p in report["held_products"]))
+    disk = _disk(db)
     if staging is not None:
         disk["staging_free_bytes"] = free_bytes(staging)
     report["disk"] = disk
@@ -50,7 +53,29 @@ def collect_status(db: Database, *, step: str | None = None, failed_only: bool =
     return report
 
 
-def _ungrouped(db: Database) -> list[str]:
+def _split_held(counts: dict, held: int) -> None:
+    """A held product's publish job is done, but nothing was published: count it apart."""
+    if held and "publish" in counts:
+        by = counts["publish"]
+        moved = min(held, by.get("done", 0))
+        by["done"] -= moved
+        by["held"] = moved
+
+
+def _disk(db: Database) -> dict:
+    """MS counts from the registry, checked on disk: one deleted by hand is not 'kept'."""
+    disk = measurement_sets.disk_summary(db)
+    kept = [m for m in measurement_sets.list_ms(db) if not m.get("pruned_at")]
+    missing = [m for m in kept if not Path(m["path"]).exists()]
+    if missing:
+        disk["kept"] -= len(missing)
+        disk["kept_bytes"] -= sum(int(m.get("size_bytes") or 0) for m in missing)
+        disk["missing"] = len(missing)
+        disk["missing_observations"] = [m["observation_id"] for m in missing]
+    return disk
+
+
+def ungrouped_images(db: Database) -> list[str]:
     """Imaged observations not (yet) in any mosaic: an incomplete or broken-up group."""
     grouped = {m for mo in mosaics.list_mosaics(db) for m in mo["members"]}
     return [i["observation_id"] for i in images.list_images(db) if i["observation_id"] not in grouped]

@@ -25,7 +25,7 @@ from typing import Callable
 
 from contimg.config import OPTION_BY_KEY, Config
 from contimg.ops.prune import prune_ms
-from contimg.state import Database, Job, jobs
+from contimg.state import Database, Job, jobs, mosaics
 from contimg.steps import ingest
 from contimg.steps.diskspace import room_reason
 from contimg.steps.mosaic import form_groups
@@ -35,6 +35,7 @@ from contimg.steps.runner import StepError, make_owner
 
 PRUNE_EVERY_S = 600.0  # retention runs at most this often inside the loop
 PRUNE_PER_PASS = 20    # and removes at most this many MSs per pass (a short pause)
+TERM_WAIT_S = 5.0      # a worker stopped at the end of the grace period gets this after SIGTERM
 
 
 @dataclass
@@ -45,6 +46,7 @@ class WatchOptions:
     grace_s: float = 600.0        # how long running jobs may finish after a stop request
     timeouts: dict[str, float] = field(default_factory=dict)  # per step, seconds
     poll_s: float = 0.5
+    verbosity: int = 0            # -q: only failures and stopping; -v: also scan notes
 
 
 @dataclass
@@ -83,7 +85,7 @@ class Watcher:
             return
         self.stopping = True
         self.stop_deadline = time.time() + self.opts.grace_s
-        self._say(f"stop requested: no new jobs; {len(self.running)} running get "
+        self._say(level=-1, line=f"stop requested: no new jobs; {len(self.running)} running get "
                   f"{self.opts.grace_s:.0f} s to finish (signal again to stop at once)")
 
     # -- main loop -----------------------------------------------------------
@@ -111,6 +113,9 @@ class Watcher:
                 break
             if not started:
                 time.sleep(self.opts.poll_s)
+        if self.opts.once:
+            self._say(f"watch: done for now, {self.finished} job(s) finished, "
+                      f"{self.failures} failed")
         self.db.close()
         return 1 if self.failures else 0
 
@@ -119,7 +124,7 @@ class Watcher:
         for obs in report.queued:
             self._say(f"ingest: observation {obs} queued for conversion")
         for path, error in report.quarantined:
-            self._say(f"ingest: quarantined {path}: {error}")
+            self._say(f"ingest: quarantined {path}: {error}", level=-1)
         for obs, reason in report.incomplete:
             self._say(f"ingest: {obs} incomplete: {reason}")
         if self.cfg.disk_prune and time.time() - self._last_prune >= PRUNE_EVERY_S:
@@ -150,10 +155,12 @@ class Watcher:
             self._note(f"prune: refused {path}: {why}")
 
     def _note(self, line: str) -> None:
-        """Say a recurring condition once, not at every scan."""
+        """Say a recurring condition once, not at every scan (every scan with -v)."""
         if line not in self._noted:
             self._noted.add(line)
             self._say(line)
+        elif self.opts.verbosity > 0:
+            self._say(line, level=1)
 
     def _fill(self) -> bool:
         started = False
@@ -188,7 +195,7 @@ class Watcher:
             self._kill(stale)
         log = self.cfg.logs / "jobs" / spec.name / f"{job.subject}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "contimg.steps.worker", spec.name, str(job.id), self.owner,
+        cmd = [*worker_python(), spec.name, str(job.id), self.owner,
                str(job.fence), "--home", str(self.cfg.home)]
         if self.cfg.config_file:
             cmd += ["--config", str(self.cfg.config_file)]
@@ -252,12 +259,19 @@ class Watcher:
             if state in ("failed", "dead"):
                 self.failures += 1
             self.dirty = True
+            if state == "done" and r.spec.name == "publish":
+                state = self._product_state(r.job.subject)
             line = f"{r.spec.name}: {r.job.subject} -> {state} in {now - r.started:.1f} s"
             if state in ("failed", "dead") and after and after.last_error:
                 line += f": {after.last_error}"
             elif state == "pending" and after and after.last_error:
                 line = f"{r.spec.name}: {r.job.subject} deferred: {after.last_error}"
-            self._say(line)
+            self._say(line, level=-1 if state in ("failed", "dead", "held") else 0)
+
+    def _product_state(self, pid: str) -> str:
+        """A publish job is done also when QA held the product: say 'held', not 'done'."""
+        prod = mosaics.get_product(self.db, pid)
+        return "held" if prod is not None and prod["state"] == "held" else "done"
 
     def _record_crash(self, r: Running, what: str) -> None:
         tail = _tail(r.log, 15)
@@ -268,9 +282,19 @@ class Watcher:
         except jobs.LeaseLost:
             state = "lost"
         self.failures += 1
-        self._say(f"{r.spec.name}: {r.job.subject} {what} -> {state}")
+        self._say(f"{r.spec.name}: {r.job.subject} {what} -> {state}", level=-1)
 
-    def _kill(self, r: Running) -> None:
+    def _kill(self, r: Running, *, term_first: float = 0.0) -> None:
+        """SIGKILL the worker's process group (after SIGTERM and ``term_first`` seconds)."""
+        if term_first > 0:
+            try:
+                os.killpg(r.proc.pid, signal.SIGTERM)
+                r.proc.wait(timeout=term_first)
+                return
+            except ProcessLookupError:
+                return
+            except subprocess.TimeoutExpired:
+                pass
         try:
             os.killpg(r.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -279,18 +303,28 @@ class Watcher:
 
     def _abandon_all(self, why: str) -> None:
         for jid, r in list(self.running.items()):
-            self._kill(r)
+            # workers remove their temporaries on SIGTERM; a second signal means at once
+            self._kill(r, term_first=0.0 if self.hard_stop else TERM_WAIT_S)
             released = jobs.release(self.db, r.job)
             self._say(f"{r.spec.name}: {r.job.subject} {why}; "
                       + ("released for the next run" if released else "lease already gone"))
             del self.running[jid]
 
-    def _say(self, line: str) -> None:
+    def _say(self, line: str, level: int = 0) -> None:
+        """Log every line; show it when ``level`` <= the verbosity (-q shows level -1)."""
         stamped = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}"
         self.recent.append(stamped)
         with open(self.log_path, "a") as fh:
             fh.write(stamped + "\n")
-        self.emit(stamped)
+        if level <= self.opts.verbosity:
+            self.emit(stamped)
+
+
+def worker_python() -> list[str]:
+    """The worker's interpreter line.  ``-P`` (Python 3.11+) keeps the working directory
+    off the import path: a folder named ``contimg`` where watch was started (the parent
+    of a checkout, a state directory called contimg) must not shadow the package."""
+    return [sys.executable, "-P", "-m", "contimg.steps.worker"]
 
 
 def _die_with_parent() -> None:

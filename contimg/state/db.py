@@ -1,62 +1,105 @@
 """Opening the one SQLite state database: pragmas, transactions, migrations.
 
 Every subcommand, cron job and watcher shares this file, so the connection is set
-up the same way everywhere: WAL (readers never block the writer), a generous
-busy timeout (writers queue instead of failing), foreign keys on, and explicit
-``BEGIN IMMEDIATE`` transactions so a read-then-write never races another writer.
+up the same way everywhere: WAL (readers never block the writer), a busy timeout
+(writers queue instead of failing), foreign keys on, and explicit ``BEGIN IMMEDIATE``
+transactions so a read-then-write never races another writer.
+
+The wait for a lock is bounded (``BUSY_TIMEOUT_MS``, one attempt): a database held
+by a stuck process is reported as one line, never retried for an hour.  A file that
+is not a contimg database is refused and left untouched.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from contimg.state.schema import MIGRATIONS
 
-BUSY_TIMEOUT_MS = 60_000
+BUSY_TIMEOUT_MS = 30_000
+_HEADER = b"SQLite format 3\x00"
 
 
 class StateError(RuntimeError):
-    """The state database is unusable (newer schema, unreadable file, ...)."""
+    """The state database is unusable (newer schema, not a database, locked, ...)."""
+
+
+class StateLocked(StateError):
+    """Another process held the database lock for longer than the busy timeout."""
+
+
+def locked_message(path: Path) -> str:
+    return (f"state database {path} is locked by another process (waited "
+            f"{BUSY_TIMEOUT_MS / 1000:.0f} s); try again later, or find the holder with "
+            f"'fuser {path}'")
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc))
 
 
 class Database:
-    """A connection to the state database in autocommit mode with explicit transactions."""
+    """A connection to the state database in autocommit mode with explicit transactions.
 
-    def __init__(self, path: Path, *, migrate: bool = True):
+    ``create=False`` refuses a missing file (read-only callers never create state).
+    """
+
+    def __init__(self, path: Path, *, migrate: bool = True, create: bool = True,
+                 busy_timeout_ms: int | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
+        _check_file(self.path, create)
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.conn = sqlite3.connect(
-                str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+                str(self.path), timeout=busy_timeout_ms / 1000, isolation_level=None
             )
         except sqlite3.Error as exc:  # pragma: no cover - depends on the filesystem
             raise StateError(f"cannot open state database {self.path}: {exc}") from exc
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._set_wal()
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        if migrate:
-            migrate_to_latest(self)
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._check_contimg()
+            self._set_wal()
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            if migrate:
+                migrate_to_latest(self)
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            if is_lock_error(exc):
+                raise StateLocked(locked_message(self.path)) from None
+            raise StateError(f"{self.path} is not a contimg state database ({exc}); "
+                             "it was left untouched") from None
+
+    def _check_contimg(self) -> None:
+        """A readable SQLite file with foreign tables and no contimg version is not ours."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            tables = self.conn.execute(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchone()[0]
+            if tables:
+                raise sqlite3.DatabaseError("an SQLite file with other tables")
 
     def _set_wal(self) -> None:
-        # Switching to WAL needs a moment without other writers; retry briefly.
-        for _ in range(50):
-            try:
-                self.conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError:
-                time.sleep(0.1)
-        self.conn.execute("PRAGMA journal_mode = WAL")
+        # One attempt: the busy timeout already waits for other writers (bounded).
+        if self.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            self.conn.execute("PRAGMA journal_mode = WAL")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on any exception)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if is_lock_error(exc):
+                raise StateLocked(locked_message(self.path)) from None
+            raise
         try:
             yield self.conn
         except BaseException:
@@ -76,6 +119,25 @@ class Database:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_file(path: Path, create: bool) -> None:
+    """Refuse a missing file (unless creating) and a file that is not SQLite at all,
+    before sqlite3 could create or touch it."""
+    if not path.exists():
+        if not create:
+            raise StateError(f"no state database at {path}")
+        return
+    if path.is_dir():
+        raise StateError(f"{path} is not a contimg state database (it is a directory)")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_HEADER))
+    except OSError as exc:
+        raise StateError(f"cannot read state database {path}: {exc.strerror}") from None
+    if head != _HEADER and (head or not create):
+        raise StateError(f"{path} is not a contimg state database (not an SQLite file); "
+                         "it was left untouched")
 
 
 def schema_version(db: Database) -> int:

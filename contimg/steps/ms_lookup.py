@@ -19,9 +19,10 @@ def require_ms(db: Database, obs_id: str) -> dict:
                         retryable=False)
     if ms.get("pruned_at"):
         raise StepError(f"the MS of {obs_id} ({ms['path']}) was removed by 'contimg prune' "
-                        "after its mosaics were published; its subband files are kept, but "
-                        "no subcommand rebuilds a pruned MS yet", retryable=False)
+                        "after its mosaics were published; its subband files are kept: "
+                        f"rebuild it with 'contimg redo convert {obs_id}'", retryable=False)
     if not (Path(ms["path"]) / "table.dat").is_file():
+        # permanent: retrying cannot bring it back, so watch must not burn attempts on it
         raise StepError(f"MS {ms['path']} of {obs_id} is missing on disk; nothing done. "
-                        "Convert it again and retry this job")
+                        f"Rebuild it with 'contimg redo convert {obs_id}'", retryable=False)
     return ms

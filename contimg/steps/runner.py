@@ -49,6 +49,7 @@ class StepContext:
     db: Database
     owner: str
     progress: Callable[[str, float], None] | None = None
+    trace: Callable[[str, str], None] | None = None  # (traceback text, subject); else stderr
 
 
 def make_owner() -> str:
@@ -133,7 +134,10 @@ def run_step_body(ctx: StepContext, job: Job, do: DoOne) -> Outcome:
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             message = (f"{type(exc).__name__}: {exc} (at {Path(frame.filename).name}:{frame.lineno}"
                        f" in {frame.name})")
-            traceback.print_exc()
+            if ctx.trace is not None:
+                ctx.trace(traceback.format_exc(), job.subject)
+            else:
+                traceback.print_exc()
         try:
             state = jobs.fail(ctx.db, job, message, base_s=cfg.jobs_backoff_base_s,
                               max_s=cfg.jobs_backoff_max_s, retryable=retryable,

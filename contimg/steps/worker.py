@@ -9,6 +9,7 @@ a stale hand-off can never do work the database no longer assigns to it.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from contimg.config import load_config
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--home", required=True)
     p.add_argument("--config", default=None)
     a = p.parse_args(argv)
+    # SIGTERM (watch's stop after the grace period, systemd) unwinds like an exit, so
+    # the step's cleanup (temporary outputs) runs; the watcher then releases the job.
+    signal.signal(signal.SIGTERM, _terminate)
     cfg = load_config(home=a.home, config_file=a.config)
     spec = BY_NAME[a.step]
     db = Database(cfg.db_path)
@@ -46,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     outcome = run_step_body(StepContext(cfg, db, a.owner), job, spec.do_one())
     print(f"{outcome.subject}\t{outcome.status}\t{outcome.message}", flush=True)
     return 1 if outcome.failed else 0
+
+
+def _terminate(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":
