@@ -53,6 +53,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("ingest", "min_subbands", int, 12, "an observation with fewer subbands after the wait is marked incomplete", lo=1, hi=1024),
     Option("ingest", "incomplete_wait_s", float, 900.0, "how long to wait for missing subbands after the last one arrived"),
     Option("ingest", "settle_s", float, 5.0, "a file modified more recently than this is still being written"),
+    Option("ingest", "follow_symlinks", bool, False, "read files through symlinks that point outside the directory scanned and the incoming directory (default: refused, recorded as quarantined)"),
     Option("jobs", "max_attempts", int, 5, "failures before a job is dead (needs contimg retry)", lo=1, hi=1000),
     Option("jobs", "backoff_base_s", float, 30.0, "first retry delay; doubles with every failure"),
     Option("jobs", "backoff_max_s", float, 3600.0, "longest retry delay"),

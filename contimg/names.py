@@ -13,8 +13,14 @@ from pathlib import Path
 
 MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
 
-# YYYY-MM-DDTHH:MM:SS_sbNN.hdf5, exactly as the correlator names a finished file.
-SUBBAND_NAME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)_sb(\d\d)\.hdf5$")
+# YYYY-MM-DDTHH:MM:SS_sbNN.hdf5, exactly as the correlator names a finished file: ASCII
+# digits only (``\d`` would take Arabic-Indic ones) and ``\Z`` (``$`` accepts a trailing
+# newline).
+SUBBAND_NAME = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})_sb([0-9]{2})"
+                          r"\.hdf5\Z", re.ASCII)
+# What a finished file's name ends with, however mangled the rest: such a name that
+# fails SUBBAND_NAME is reported (see subband_name_problem), anything else is not ours.
+SUBBAND_LIKE = re.compile(r"_sb\w\w\.hdf5\s*\Z")
 
 
 def mjd_to_datetime(mjd: float) -> datetime:
@@ -32,8 +38,27 @@ def parse_subband_name(name: str) -> tuple[float, int] | None:
     m = SUBBAND_NAME.match(name)
     if not m:
         return None
-    dt = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    try:
+        dt = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:  # 2025-13-45, 2025-02-30: the shape of a date but no date
+        return None
     return datetime_to_mjd(dt), int(m.group(2))
+
+
+def subband_name_problem(name: str) -> str | None:
+    """Why a name that looks like a finished subband file is not a valid one (else None).
+
+    Lets ingest tell "not ours" (ignored) from "ours but misnamed" (recorded with the
+    reason, so the operator sees why a subband is missing)."""
+    if parse_subband_name(name) is not None or not SUBBAND_LIKE.search(name):
+        return None
+    if name != name.strip() or any(not c.isprintable() for c in name):
+        return "file name holds whitespace or control characters (a trailing newline?)"
+    if not name.isascii():
+        return "file name holds non-ASCII characters (digits of another script?)"
+    if SUBBAND_NAME.match(name):
+        return f"file name's timestamp {name[:19]!r} is not a real date and time"
+    return "file name is not YYYY-MM-DDTHH:MM:SS_sbNN.hdf5"
 
 
 def observation_id(start_mjd: float) -> str:

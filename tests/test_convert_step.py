@@ -65,19 +65,39 @@ def test_c4_times_come_from_the_data_not_the_names_or_clock(cli) -> None:
     assert obs["id"] == mjd_to_datetime(row["start_mjd"] + 0.5 / 86400).strftime("%Y%m%dT%H%M%S")
 
 
-def test_c1_missing_input_is_named_and_nothing_is_registered(cli) -> None:
+def test_item15_c1_vanished_input_is_quarantined_and_the_observation_goes_on(cli) -> None:
+    """Item 15: a subband moved away after ingest no longer blocks its observation."""
     res, out = _ready(cli, observations=1)
     victim = sorted((cli.home / "incoming").glob("*_sb06.hdf5"))[0]
     victim.unlink()
     result = cli("convert")
+    assert result.exit_code == 0, result.output
+    assert "\tdone\t" in result.stdout and "sb 06 flagged" in result.stdout
+    ms = _db(cli).query("SELECT subbands FROM measurement_sets")[0]
+    assert 6 not in json.loads(ms["subbands"]) and len(json.loads(ms["subbands"])) == 15
+    q = {x["path"]: x for x in cli.json("status")["quarantined"]}
+    assert q[str(victim)]["status"] == "quarantined"
+    assert "gone from disk" in q[str(victim)]["error"]
+    obs = _db(cli).query("SELECT nsubbands, reason FROM observations")[0]
+    assert obs["nsubbands"] == 15 and "quarantined at convert" in obs["reason"]
+
+
+def test_c1_too_few_inputs_left_fail_naming_them_and_nothing_is_registered(cli) -> None:
+    res, out = _ready(cli, observations=1)
+    victims = sorted((cli.home / "incoming").glob("*_sb0[2-6].hdf5"))
+    for v in victims:
+        v.unlink()
+    result = cli("convert")
     assert result.exit_code == 1
-    assert str(victim) in result.stdout
+    assert victims[0].name in result.stdout and "11 of 16" in result.stdout
     status = cli.json("status")
     assert status["counts"]["convert"]["failed"] == 1
-    assert str(victim) in status["failures"][0]["last_error"]
+    assert victims[0].name in status["failures"][0]["last_error"]
     assert _db(cli).query("SELECT COUNT(*) AS n FROM measurement_sets")[0]["n"] == 0
     assert not list((cli.home / "staging").rglob("*.ms"))
     assert "calibrate" not in status["counts"]
+    assert not [x for x in status["quarantined"] if x["status"] == "quarantined"], \
+        "nothing is quarantined by a conversion that did not happen"
 
 
 def _wait_for(predicate, timeout: float) -> bool:

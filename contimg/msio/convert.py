@@ -36,6 +36,11 @@ from .mswrite import MainTableWriter, dir_size, remove_leftovers, tmp_path_for, 
 TELESCOPE_NAME = "OVRO_MMA"  # CASA knows it; "DSA-110" breaks listobs/msmd
 DISH_DIAMETER_M = 4.65
 BLOCK_BYTES = 96 * 2**20  # visibility bytes per streamed block (DATA only)
+# Policy for values no instrument produces: a visibility component beyond this is
+# flagged like a NaN.  Far above any correlator count (a 64-bit accumulator of one
+# 13 s integration stays below ~1e11), and low enough that its square, and every
+# product the re-phasing, calibration and imaging form, stays finite in float32.
+MAX_ABS_VIS = 1e15
 
 Progress = Callable[[str, float], None]
 
@@ -63,6 +68,12 @@ class MsInfo:
     size_bytes: int
     meridian_offset_arcsec: float = 0.0  # largest fitted offset of the recorded phasing
     files: list[Path] = field(default_factory=list)
+    # samples flagged here because they were NaN, infinite or beyond MAX_ABS_VIS (or their
+    # nsamples was), per subband "sbNN"; total_samples counts every sample read
+    flagged_samples: dict[str, int] = field(default_factory=dict)
+    total_samples: int = 0
+    # input files left out (build_ms(min_files=...)): (path, why)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -116,14 +127,58 @@ def _channel_index(h: SubbandHeader, grid: np.ndarray, width: float):
 
 def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
              progress: Progress | None = None, overwrite: bool = False,
-             meridian_tol_arcsec: float = phasing.MERIDIAN_TOL_ARCSEC) -> MsInfo:
+             meridian_tol_arcsec: float = phasing.MERIDIAN_TOL_ARCSEC,
+             min_files: int | None = None) -> MsInfo:
     """Convert one observation's subband files into ``out_ms`` (see module docstring).
 
     Raises ConvertError (naming the file) for unreadable, truncated or inconsistent
     inputs, for phasing that is not the correlator's meridian phasing, or if
     ``out_ms`` exists and ``overwrite`` is false.  Never leaves a partial MS at
-    ``out_ms``.
+    ``out_ms``.  With ``min_files``, a file that fails on its own is left out
+    (``MsInfo.rejected``) and the others are converted, as long as at least
+    ``min_files`` remain and the rejected ones stay a minority (a failure shared by
+    many files is not theirs but something common, and is raised).  NaN, infinite
+    and absurdly large visibilities are flagged and counted, never written.
     """
+    todo = [Path(f) for f in files]
+    rejected: list[tuple[str, str]] = []
+    while True:
+        try:
+            info = _build(todo, out_ms, nsubbands=nsubbands, progress=progress,
+                          overwrite=overwrite, meridian_tol_arcsec=meridian_tol_arcsec)
+        except (ValueError, TypeError, KeyError, IndexError, ArithmeticError) as exc:
+            # validated inputs should never get here; if one does, say so on one line
+            raise ConvertError(f"{Path(out_ms).name}: conversion failed unexpectedly "
+                               f"({type(exc).__name__}: {exc}); please report it") from exc
+        except ConvertError as exc:
+            if min_files is None or exc.path is None or exc.path not in todo:
+                raise
+            todo.remove(exc.path)
+            rejected.append((str(exc.path), str(exc)))
+            if len(todo) < max(min_files, 1) or len(rejected) >= len(todo):
+                raise ConvertError(
+                    f"{len(rejected)} of {len(todo) + len(rejected)} input files fail "
+                    f"({rejected[0][1]}); {len(todo)} left, fewer than {max(min_files, 1)} or "
+                    "not a majority: not converting") from None
+            continue
+        info.rejected = rejected
+        return info
+
+
+def _bad_samples(vis: np.ndarray, nsamp: np.ndarray) -> np.ndarray | None:
+    """Mask of samples that must not reach the MS (NaN, inf, |component| > MAX_ABS_VIS,
+    or an nsamples that is NaN, infinite or negative); None when there are none,
+    found with four reductions rather than a full mask in the usual case."""
+    re, im = vis.real, vis.imag
+    extremes = np.array([re.max(), -re.min(), im.max(), -im.min()])  # NaN propagates
+    if np.all(extremes <= MAX_ABS_VIS) and nsamp.min() >= 0 and nsamp.max() < np.inf:
+        return None
+    return ~((np.abs(re) <= MAX_ABS_VIS) & (np.abs(im) <= MAX_ABS_VIS)
+             & (nsamp >= 0) & (nsamp < np.inf))
+
+
+def _build(files: list[Path], out_ms: Path, *, nsubbands: int, progress: Progress | None,
+           overwrite: bool, meridian_tol_arcsec: float) -> MsInfo:
     t_start = time.monotonic()
     report = progress or (lambda msg, frac: None)
     out_ms = Path(out_ms)
@@ -152,8 +207,13 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
     tel_d = dict(positions=tel.antenna_positions, numbers=tel.antenna_numbers,
                  ant1=ref.ant1, ant2=ref.ant2, loc=tel.location)
     geo = phasing.meridian_geometry(ref.times, ref.dec_rad, tel_d)
-    fits = [phasing.check_meridian_phasing(h.path, h.uvw, geo, ref.times, ref.dec_rad,
-                                           meridian_tol_arcsec) for h in headers]
+    fits = []
+    for h in headers:
+        try:
+            fits.append(phasing.check_meridian_phasing(h.path, h.uvw, geo, ref.times,
+                                                       ref.dec_rad, meridian_tol_arcsec))
+        except ConvertError as exc:
+            raise ConvertError(str(exc), h.path) from None
     offset = max(worst for worst, _ in fits)
     # Each file is re-phased from the centre its own uvw record (a writer could stamp
     # subbands differently); the phasor costs the same per file as for the whole band.
@@ -185,6 +245,8 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
     block = max(1, min(nblts, BLOCK_BYTES // (ntot * npol * 8)))
     total_mb = sum(np.prod(h.vis_shape) * 13 for h in headers) / 2**20  # vis+flag+nsamples
     done_mb, t_read = 0.0, time.monotonic()
+    flagged: dict[str, int] = {}
+    total = sum(int(np.prod(h.vis_shape)) for h in headers)
     writer = None
     try:
         writer = MainTableWriter(tmp, meta)
@@ -202,13 +264,20 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
                 for h, f, sl in zip(headers, fhs, targets, strict=True):
                     shp = (n, h.nchan, npol)
                     try:
-                        vis = read_complex(f["Data/visdata"], r0, r1)
-                        data[:, sl] = vis.reshape(shp)[..., pol_sel]
-                        flags[:, sl] = f["Data/flags"][r0:r1].reshape(shp)[..., pol_sel]
-                        nsamp[:, sl] = f["Data/nsamples"][r0:r1].reshape(shp)[..., pol_sel]
+                        vis = read_complex(f["Data/visdata"], r0, r1).reshape(shp)[..., pol_sel]
+                        fl = f["Data/flags"][r0:r1].reshape(shp)[..., pol_sel]
+                        ns = f["Data/nsamples"][r0:r1].reshape(shp)[..., pol_sel]
                     except (OSError, KeyError, ValueError, TypeError) as exc:
                         raise ConvertError(f"{h.path}: reading visibilities failed ({exc}); "
-                                           "quarantine it") from exc
+                                           "quarantine it", h.path) from exc
+                    bad = _bad_samples(vis, ns)
+                    if bad is not None:  # item 13: flagged, zero weight, counted
+                        vis, fl, ns = np.where(bad, 0, vis), fl | bad, np.where(bad, 0, ns)
+                        key = f"sb{h.sb:02d}"
+                        flagged[key] = flagged.get(key, 0) + int(bad.sum())
+                    data[:, sl] = vis
+                    flags[:, sl] = fl
+                    nsamp[:, sl] = ns
                 if swap is not None:
                     rows = swap[r0:r1]
                     data[rows] = np.conjugate(data[rows])
@@ -222,7 +291,11 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
         finally:
             for f in fhs:
                 f.close()
-        writer.finish(pol_order, {"contimg_meridian_offset_arcsec": float(offset)})
+        if sum(flagged.values()) >= total:
+            raise ConvertError(f"{out_ms.name}: every visibility of every input file is NaN, "
+                               "infinite or beyond the plausible range; quarantine the files")
+        writer.finish(pol_order, {"contimg_meridian_offset_arcsec": float(offset),
+                                  "contimg_flagged_nonfinite": int(sum(flagged.values()))})
         writer = None
         verify_ms(tmp, nrows=nblts, nchan=ntot, npol=npol,
                   nants_table=int(ref.ant_numbers.max()) + 1)
@@ -246,6 +319,7 @@ def build_ms(files: Sequence[Path], out_ms: Path, *, nsubbands: int = 16,
         nants=int(np.unique(np.concatenate([ref.ant1, ref.ant2])).size),
         ntimes=int(np.unique(ref.times).size), size_bytes=dir_size(out_ms),
         meridian_offset_arcsec=float(offset), files=[h.path for h in headers],
+        flagged_samples=flagged, total_samples=total,
     )
     elapsed = time.monotonic() - t_start
     report(f"wrote {out_ms.name}: {info.size_bytes / 2**20:.0f} MB in {elapsed:.1f} s", 1.0)

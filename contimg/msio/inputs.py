@@ -18,13 +18,22 @@ from typing import Sequence
 import h5py
 import numpy as np
 
+from .validate import InvalidFile, validate
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-SB_RE = re.compile(r"_sb(\d{2})\.hdf5$")
+SB_RE = re.compile(r"_sb([0-9]{2})\.hdf5\Z", re.ASCII)
 TIME_TOL_DAYS = 1e-3 / 86400.0  # 1 ms: the 16 subbands share one time array
 
 
 class ConvertError(Exception):
-    """Conversion cannot proceed; the message names the file and what to do."""
+    """Conversion cannot proceed; the message names the file and what to do.
+
+    ``path`` is set when one input file alone is to blame: the caller may then leave
+    that file out and convert the others (see ``build_ms(min_files=...)``)."""
+
+    def __init__(self, message: str, path: Path | None = None):
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
 
 
 @dataclass
@@ -65,18 +74,18 @@ def check_readable(files: Sequence[Path]) -> list[Path]:
         p = Path(f)
         if not p.exists():
             raise ConvertError(f"{p}: input file does not exist (moved or deleted?); "
-                               "rescan the incoming directory and retry")
+                               "rescan the incoming directory and retry", p)
         if not p.is_file():
-            raise ConvertError(f"{p}: input is not a regular file")
+            raise ConvertError(f"{p}: input is not a regular file", p)
         if not os.access(p, os.R_OK):
-            raise ConvertError(f"{p}: input is not readable (permissions); fix them and retry")
+            raise ConvertError(f"{p}: input is not readable (permissions); fix them and retry", p)
         try:
             with open(p, "rb") as fh:
                 sig = fh.read(8)
         except OSError as exc:
-            raise ConvertError(f"{p}: cannot read input ({exc}); check the disk and retry") from exc
+            raise ConvertError(f"{p}: cannot read input ({exc}); check the disk and retry", p) from exc
         if sig != HDF5_SIGNATURE:
-            raise ConvertError(f"{p}: not an HDF5 file (bad signature); quarantine it")
+            raise ConvertError(f"{p}: not an HDF5 file (bad signature); quarantine it", p)
         out.append(p)
     if len({p.resolve() for p in out}) != len(out):
         raise ConvertError("the same input file is listed twice: " + ", ".join(map(str, out)))
@@ -90,10 +99,24 @@ def _s(x) -> str:
 
 
 def read_header(path: Path) -> SubbandHeader:
-    """Read one file's header with h5py; any HDF5 error becomes a ConvertError."""
+    """Read one file's header with h5py; any problem becomes a ConvertError naming it.
+
+    The file passes ``validate`` first (types, shapes and values of every required
+    dataset), so what is read below is known to be sane."""
+    try:
+        return _read_checked(path)
+    except ConvertError as exc:
+        raise ConvertError(str(exc), path) from None
+
+
+def _read_checked(path: Path) -> SubbandHeader:
     m = SB_RE.search(path.name)
     if m is None:
         raise ConvertError(f"{path}: file name does not end in _sbNN.hdf5; cannot tell its subband")
+    try:
+        validate(path)
+    except InvalidFile as exc:
+        raise ConvertError(f"{path}: {exc}; quarantine it") from None
     try:
         with h5py.File(path, "r") as f:
             h = f["Header"]
@@ -189,7 +212,7 @@ def check_consistent(headers: list[SubbandHeader], nsubbands: int) -> None:
         for h, k in zip(headers, keys, strict=True):
             if k != ref:
                 raise ConvertError(f"{h.path}: {what} differ from the other subband files "
-                                   f"of this observation; {hint}")
+                                   f"of this observation; {hint}", h.path)
 
     regroup = "it belongs to another observation or is corrupt: quarantine it"
     odd_one(lambda h: (h.times.size, _digest(np.round(h.times / TIME_TOL_DAYS))),
@@ -203,10 +226,10 @@ def check_consistent(headers: list[SubbandHeader], nsubbands: int) -> None:
     seen: dict[int, Path] = {}
     for h in headers:
         if not 0 <= h.sb < nsubbands:
-            raise ConvertError(f"{h.path}: subband {h.sb} outside 0..{nsubbands - 1}")
+            raise ConvertError(f"{h.path}: subband {h.sb} outside 0..{nsubbands - 1}", h.path)
         if h.sb in seen:
             raise ConvertError(f"{h.path}: subband sb{h.sb:02d} given twice "
-                               f"(also {seen[h.sb]}); keep one copy")
+                               f"(also {seen[h.sb]}); keep one copy", h.path)
         seen[h.sb] = h.path
 
 
@@ -224,13 +247,15 @@ def frequency_grid(headers: list[SubbandHeader], nsubbands: int) -> tuple[np.nda
         desc = np.sort(h.freqs)[::-1]
         step = np.diff(desc)
         if nchan > 1 and not np.allclose(step, -width, rtol=1e-6, atol=1.0):
-            raise ConvertError(f"{h.path}: channels are not evenly spaced by the channel width")
+            raise ConvertError(f"{h.path}: channels are not evenly spaced by the channel width",
+                               h.path)
         tops.append(desc + (h.sb * nchan + np.arange(nchan)) * width)
     tops = np.array(tops)
     ref = np.median(tops[:, 0])
     for h, t in zip(headers, tops, strict=True):
         if np.max(np.abs(t - ref)) > 0.01 * width:
             raise ConvertError(f"{h.path}: frequencies do not fit subband sb{h.sb:02d} of this "
-                               "observation (wrong name or wrong frequency axis); quarantine it")
+                               "observation (wrong name or wrong frequency axis); quarantine it",
+                               h.path)
     comb = ref - np.arange(nsubbands * nchan) * width
     return comb[::-1].copy(), width

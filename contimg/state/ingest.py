@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -32,9 +34,11 @@ def known_file(db: Database, path: str) -> dict | None:
 def register_file(db: Database, facts: FileFacts, obs_id_for_new: str, tolerance_days: float) -> tuple[str, str, str | None]:
     """Register a valid file into the observation within tolerance (or a new one).
 
-    Returns (observation_id, status, error).  Status is 'registered', 'unchanged'
-    (another process registered this very file meanwhile), or 'duplicate' when the
-    group already has that subband from another path.  Agreement between the
+    Returns (observation_id, status, error).  Status is 'registered', 'late' (registered,
+    but the observation was already converted without it: the error says so and the
+    file stays out of the MS until the conversion is redone), 'unchanged' (another
+    process registered this very file meanwhile), or 'duplicate' when the group
+    already has that subband from another path.  Agreement between the
     subbands is judged later, by majority, in :func:`quarantine_odd_subbands`.
     One immediate transaction, so concurrent ingests cannot split a group.
     """
@@ -92,6 +96,15 @@ def register_file(db: Database, facts: FileFacts, obs_id_for_new: str, tolerance
             )
             add_event(conn, "registered", f"{facts.path} -> {obs_id} sb{facts.subband:02d}",
                       step="ingest", subject=obs_id, now=now)
+            ms = conn.execute("SELECT subbands FROM measurement_sets WHERE observation_id = ?",
+                              (obs_id,)).fetchone()
+            if ms is not None and facts.subband not in json.loads(ms["subbands"]):
+                status = "late"
+                error = (f"sb{facts.subband:02d} arrived after observation {obs_id} was converted"
+                         f" (its MS holds {len(json.loads(ms['subbands']))} subbands, not this"
+                         " one); redo the conversion to include it")
+                add_event(conn, "late", f"{facts.path}: {error}", step="ingest", subject=obs_id,
+                          now=now)
         else:
             add_event(conn, status, f"{facts.path}: {error}", step="ingest", subject=obs_id, now=now)
         return obs_id, status, error
@@ -138,10 +151,16 @@ def quarantine_odd_subbands(db: Database, obs_id: str) -> list[tuple[str, str]]:
 
 
 def quarantine_file(db: Database, path: str, size: int, mtime: float, error: str,
-                    subband: int | None = None, name_mjd: float | None = None) -> None:
-    """Record a bad file (kept on disk, never deleted) with the reason."""
+                    subband: int | None = None, name_mjd: float | None = None) -> bool:
+    """Record a bad file (kept on disk, never deleted) with the reason; False when that
+    very record exists already (a rescan adds no event)."""
     now = time.time()
     with db.transaction() as conn:
+        same = conn.execute(
+            "SELECT 1 FROM subband_files WHERE path = ? AND status = 'quarantined' AND size = ?"
+            " AND mtime = ? AND error = ?", (path, size, mtime, error)).fetchone()
+        if same is not None:
+            return False
         conn.execute(
             "INSERT INTO subband_files (path, subband, name_mjd, size, mtime, status, error,"
             " registered_at) VALUES (?, ?, ?, ?, ?, 'quarantined', ?, ?)"
@@ -150,6 +169,41 @@ def quarantine_file(db: Database, path: str, size: int, mtime: float, error: str
             (path, subband, name_mjd, size, mtime, error, now),
         )
         add_event(conn, "quarantined", f"{path}: {error}", step="ingest", now=now)
+    return True
+
+
+def quarantine_at_convert_in(conn: sqlite3.Connection, obs_id: str,
+                             rejected: list[tuple[str, str]]) -> None:
+    """Files convert left out (unusable, or gone from disk): quarantined with the reason,
+    inside the transaction that records the MS made from the others (item 15)."""
+    for path, error in rejected:
+        conn.execute("UPDATE subband_files SET status = 'quarantined', error = ? WHERE path = ?"
+                     " AND observation_id = ?", (f"at convert: {error}", path, obs_id))
+        add_event(conn, "quarantined", f"{path}: at convert: {error}", step="convert",
+                  subject=obs_id)
+    if rejected:
+        conn.execute(
+            "UPDATE observations SET nsubbands = (SELECT COUNT(*) FROM subband_files"
+            " WHERE observation_id = ? AND status = 'registered'), reason = trim(coalesce(reason"
+            " || '; ', '') || ?) WHERE id = ?",
+            (obs_id, f"{len(rejected)} subband file(s) quarantined at convert", obs_id))
+
+
+def late_subbands(db: Database, obs_ids: tuple[str, ...] = ()) -> list[dict]:
+    """Registered files whose observation's MS was made without them (item 16)."""
+    sql = ("SELECT f.path, f.subband, f.observation_id, ms.subbands AS ms_subbands"
+           " FROM subband_files f JOIN measurement_sets ms ON ms.observation_id ="
+           " f.observation_id WHERE f.status = 'registered'")
+    params: list = []
+    if obs_ids:
+        sql += f" AND f.observation_id IN ({','.join('?' * len(obs_ids))})"
+        params.extend(obs_ids)
+    out = []
+    for r in db.conn.execute(sql + " ORDER BY f.observation_id, f.subband", params):
+        if r["subband"] not in json.loads(r["ms_subbands"]):
+            out.append({"path": r["path"], "subband": r["subband"],
+                        "observation_id": r["observation_id"]})
+    return out
 
 
 def observations(db: Database, *, states: tuple[str, ...] = (), ids: tuple[str, ...] = ()) -> list[dict]:
@@ -179,7 +233,14 @@ def quarantined_files(db: Database, *, since: float | None = None) -> list[dict]
     if since is not None:
         sql += " AND registered_at >= ?"
         params.append(since)
-    return [dict(r) for r in db.conn.execute(sql + " ORDER BY id", params)]
+    rows = [dict(r) for r in db.conn.execute(sql + " ORDER BY id", params)]
+    for late in late_subbands(db):  # shown with the others: the MS lacks them
+        rows.append({"path": late["path"], "status": "late", "observation_id":
+                     late["observation_id"], "registered_at": None,
+                     "error": f"sb{late['subband']:02d} arrived after observation "
+                              f"{late['observation_id']} was converted; not in its MS (redo "
+                              "the conversion to include it)"})
+    return rows
 
 
 def queue_observation(db: Database, obs_id: str, reason: str | None, *, max_attempts: int) -> bool:

@@ -12,20 +12,30 @@ from contimg.state.jobs import add_event
 
 def record_ms_in(conn: sqlite3.Connection, obs_id: str, *, path: str, start_mjd: float,
                  end_mjd: float, mid_mjd: float, dec_deg: float, phase_ra_deg: float,
-                 phase_dec_deg: float, subbands: list[int], nchan: int, size_bytes: int) -> None:
-    """Insert or refresh the MS row (inside the transaction that completes the job)."""
+                 phase_dec_deg: float, subbands: list[int], nchan: int, size_bytes: int,
+                 flagged: dict[str, int] | None = None, total_samples: int = 0) -> None:
+    """Insert or refresh the MS row (inside the transaction that completes the job).
+
+    ``flagged``: samples convert flagged as NaN/Inf/absurd, per subband (item 13)."""
+    nflag = int(sum((flagged or {}).values()))
+    detail = json.dumps({"per_subband": flagged, "total_samples": total_samples}) if nflag else None
     conn.execute(
         "INSERT INTO measurement_sets (observation_id, path, start_mjd, end_mjd, mid_mjd, dec_deg,"
-        " phase_ra_deg, phase_dec_deg, subbands, nchan, size_bytes, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " phase_ra_deg, phase_dec_deg, subbands, nchan, size_bytes, created_at, flagged_samples,"
+        " flag_detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (observation_id) DO UPDATE SET path = excluded.path,"
         " start_mjd = excluded.start_mjd, end_mjd = excluded.end_mjd, mid_mjd = excluded.mid_mjd,"
         " dec_deg = excluded.dec_deg, phase_ra_deg = excluded.phase_ra_deg,"
         " phase_dec_deg = excluded.phase_dec_deg, subbands = excluded.subbands,"
-        " nchan = excluded.nchan, size_bytes = excluded.size_bytes, pruned_at = NULL",
+        " nchan = excluded.nchan, size_bytes = excluded.size_bytes, pruned_at = NULL,"
+        " flagged_samples = excluded.flagged_samples, flag_detail = excluded.flag_detail",
         (obs_id, path, start_mjd, end_mjd, mid_mjd, dec_deg, phase_ra_deg, phase_dec_deg,
-         json.dumps(subbands), nchan, size_bytes, time.time()),
+         json.dumps(subbands), nchan, size_bytes, time.time(), nflag, detail),
     )
+    if nflag:
+        add_event(conn, "flagged", f"{path}: {nflag} of {total_samples} samples flagged as NaN,"
+                  f" infinite or beyond range ({_per_sb(flagged)})", step="convert",
+                  subject=obs_id)
     conn.execute("UPDATE observations SET start_mjd = ?, end_mjd = ? WHERE id = ?",
                  (start_mjd, end_mjd, obs_id))
 
@@ -38,6 +48,25 @@ def get_ms(db: Database, obs_id: str) -> dict | None:
     d = dict(row)
     d["subbands"] = json.loads(d["subbands"])
     return d
+
+
+def _per_sb(flagged: dict[str, int] | None) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted((flagged or {}).items()))
+
+
+def flagged_ms(db: Database) -> list[dict]:
+    """MSs with samples flagged as NaN/Inf/absurd at convert, in the shape of the status
+    attention list (what, path, why)."""
+    out = []
+    for r in db.conn.execute("SELECT observation_id, path, flagged_samples, flag_detail FROM"
+                             " measurement_sets WHERE flagged_samples > 0 ORDER BY mid_mjd"):
+        d = json.loads(r["flag_detail"] or "{}")
+        out.append({"status": "flagged", "path": r["path"], "observation_id": r["observation_id"],
+                    "flagged_samples": r["flagged_samples"],
+                    "error": f"{r['flagged_samples']} of {d.get('total_samples', '?')} samples "
+                             f"were NaN, infinite or beyond range and are flagged "
+                             f"({_per_sb(d.get('per_subband'))})"})
+    return out
 
 
 def list_ms(db: Database) -> list[dict]:

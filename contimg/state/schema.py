@@ -226,4 +226,12 @@ PRUNE_V6 = [
     "CREATE INDEX mosaic_members_observation ON mosaic_members (observation_id)",
 ]
 
-MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3, CALIBRATION_V4, PRODUCTS_V5, PRUNE_V6]
+# Item 13: samples convert flagged because they were NaN, infinite or absurd (per
+# subband as JSON), so status can say how much of an MS was unusable and why.
+FLAGS_V7 = [
+    "ALTER TABLE measurement_sets ADD COLUMN flagged_samples INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE measurement_sets ADD COLUMN flag_detail TEXT",
+]
+
+MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3, CALIBRATION_V4, PRODUCTS_V5, PRUNE_V6,
+                               FLAGS_V7]
