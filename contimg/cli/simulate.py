@@ -49,6 +49,11 @@ def _gaps(values: tuple[str, ...]) -> dict[int, float]:
 @click.option("--constant-gains", is_flag=True, help="Gains constant in time.")
 @click.option("--field-sources", type=click.IntRange(0), default=6, show_default=True,
               help="Fainter field sources added to the default sky.")
+@click.option("--sky", type=click.Choice(["default", "realistic"]), default="default", show_default=True,
+              help="realistic: source counts, resolved sources, smearing, wider elliptical beam, "
+                   "phase noise, RFI, and a reference catalogue beside the truth.")
+@click.option("--flux-floor", "flux_floor_jy", type=click.FloatRange(0, min_open=True), default=None,
+              help="Realistic sky: drop sources whose best apparent flux is below this, Jy [default: 0.001].")
 @click.option("--omit", multiple=True, metavar="OBS:SB", help="Fault: do not write this subband.")
 @click.option("--truncate", multiple=True, metavar="OBS:SB", help="Fault: truncate this file.")
 @click.option("--foreign-ants", multiple=True, metavar="OBS:SB", help="Fault: other antennas.")
@@ -60,7 +65,7 @@ def _gaps(values: tuple[str, ...]) -> dict[int, float]:
 @json_option
 @pass_app
 def command(app: App, out_dir, nants, nchan, observations, start, dec_deg, seed, sefd, no_gains,
-            no_bandpass, constant_gains, field_sources, omit, truncate, foreign_ants,
+            no_bandpass, constant_gains, field_sources, sky, flux_floor_jy, omit, truncate, foreign_ants,
             foreign_times, gap, duplicate, leave_temporary) -> None:
     """Write simulated DSA-110 subband files and a truth manifest (JSON) beside them."""
     from contimg.sim import DEFAULT_SEFD_JY, SimOptions, simulate
@@ -72,7 +77,8 @@ def command(app: App, out_dir, nants, nchan, observations, start, dec_deg, seed,
         nants=nants, nchan=int(nchan), observations=observations, start=start, dec_deg=dec_deg,
         seed=seed, sefd_jy=DEFAULT_SEFD_JY if sefd is None else (sefd or None),
         gains=not no_gains, bandpass=not no_bandpass, gains_vary=not constant_gains,
-        n_field_sources=field_sources, omit_subbands=omitted,
+        n_field_sources=field_sources, sky=sky, omit_subbands=omitted,
+        **({"flux_floor_jy": flux_floor_jy} if flux_floor_jy else {}),
         truncate=_pairs(truncate, "--truncate"), foreign_ants=_pairs(foreign_ants, "--foreign-ants"),
         foreign_times=_pairs(foreign_times, "--foreign-times"), gap_after=_gaps(gap),
         duplicate=_pairs(duplicate, "--duplicate"),

@@ -14,6 +14,12 @@ import numpy as np
 
 from contimg.astro.site import N_STATIONS
 
+
+def _phase_noise(seed: int, rms_deg: float):
+    from contimg.sim.instrument import PhaseNoise
+
+    return PhaseNoise(seed, N_STATIONS, rms_deg)
+
 NPOL = 2
 BAND_CENTRE_HZ = 1405.0e6
 BAND_HALF_WIDTH_HZ = 93.75e6
@@ -40,9 +46,11 @@ class Corruptions:
     use_gains: bool = True
     use_bandpass: bool = True
     vary: bool = True
+    phase_noise: object = None  # contimg.sim.instrument.PhaseNoise or None
 
     @classmethod
-    def draw(cls, seed: int, use_gains: bool = True, use_bandpass: bool = True, vary: bool = True):
+    def draw(cls, seed: int, use_gains: bool = True, use_bandpass: bool = True, vary: bool = True,
+             phase_noise_deg: float = 0.0):
         r = np.random.default_rng([seed, 0xC0])  # own stream: independent of sky and noise draws
         s = (N_STATIONS, NPOL)
         return cls(
@@ -63,6 +71,7 @@ class Corruptions:
             use_gains=use_gains,
             use_bandpass=use_bandpass,
             vary=vary,
+            phase_noise=_phase_noise(seed, phase_noise_deg) if (phase_noise_deg and use_gains and vary) else None,
         )
 
     def gains(self, t_hours: np.ndarray, stations: np.ndarray) -> np.ndarray:
@@ -80,6 +89,8 @@ class Corruptions:
         a = self.amp0[st] * (1 + self.amp_mod[st] * np.sin(2 * np.pi * t / self.amp_period_h[st] + self.amp_phi[st]))
         ph = (self.phase0[st] + self.phase_rate[st] * t
               + self.phase_wobble[st] * np.sin(2 * np.pi * t / self.wobble_period_h[st] + self.wobble_phi[st]))
+        if self.phase_noise is not None:  # same in both polarisations (atmosphere, LO)
+            ph = ph + self.phase_noise(t[:, 0, 0] * 3600.0, st)[:, :, None]
         return a * np.exp(1j * ph)
 
     def bandpass(self, freqs_hz: np.ndarray, stations: np.ndarray) -> np.ndarray:

@@ -31,6 +31,19 @@ class SimOptions:
     sources: None = default sky (catalogue sources near the pointing + field
         sources); otherwise a list of contimg.astro.catalog.Source or dicts.
     n_field_sources: fainter (0.1-2 Jy) sources added to the default sky.
+    sky: "default" (the above) or "realistic": catalogue sources in the span plus a
+        sky drawn from the 1.4 GHz source counts (contimg.sim.counts), with a
+        reference catalogue written beside the truth. The realistic preset also
+        switches on every instrument effect below unless it is set explicitly.
+    Instrument (None = off for the default sky, on for the realistic one):
+      smearing: bandwidth and time smearing (analytic sinc factors).
+      beam_scale / beam_ellipticity: simulated beam width relative to the pipeline's
+          Airy model and its XX/YY ellipticity (realistic: 1.05 and 0.03).
+      phase_noise_deg: fast antenna phase noise rms (realistic: 7 deg, 1-10 min).
+      rfi: persistent narrow-band channels, broad-band bursts, a dead antenna and
+          a bad baseline (contimg.sim.rfi), with the mask in the truth.
+    flux_floor_jy: realistic sources whose best apparent flux stays below it are dropped.
+    counts_scale: multiplies the source-count model (1.15 matches NVSS's density).
     Faults (for tests of the pipeline):
       omit_subbands {obs: [sb, ...]}: those files are never written.
       truncate [(obs, sb)]: file renamed into place but cut to 40 % of its bytes
@@ -56,6 +69,14 @@ class SimOptions:
     gains_vary: bool = True
     sources: list | None = None
     n_field_sources: int = 6
+    sky: str = "default"
+    smearing: bool | None = None
+    beam_scale: float | None = None
+    beam_ellipticity: float | None = None
+    phase_noise_deg: float | None = None
+    rfi: bool | None = None
+    flux_floor_jy: float = 1e-3
+    counts_scale: float = 1.15
     omit_subbands: dict[int, list[int]] = field(default_factory=dict)
     truncate: list[ObsSb] = field(default_factory=list)
     foreign_ants: list[ObsSb] = field(default_factory=list)
@@ -63,6 +84,18 @@ class SimOptions:
     gap_after: dict[int, float] = field(default_factory=dict)
     duplicate: list[ObsSb] = field(default_factory=list)
     leave_temporary: list[ObsSb] = field(default_factory=list)
+
+    REALISTIC = {"smearing": True, "beam_scale": 1.05, "beam_ellipticity": 0.03,
+                 "phase_noise_deg": 7.0, "rfi": True}
+    PLAIN = {"smearing": False, "beam_scale": 1.0, "beam_ellipticity": 0.0,
+             "phase_noise_deg": 0.0, "rfi": False}
+
+    def effective(self, name: str):
+        """An instrument option's value: as set, else the preset of ``sky``."""
+        v = getattr(self, name)
+        if v is not None:
+            return v
+        return (self.REALISTIC if self.sky == "realistic" else self.PLAIN)[name]
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -49,11 +49,51 @@ def apparent_hadec(src: Source, jd: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def source_tracks(sources: list[Source], jd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hour angle and declination (see :func:`apparent_hadec`), each (Nsrc, Nt), radians."""
-    ha = np.empty((len(sources), len(np.atleast_1d(jd))))
-    dec = np.empty_like(ha)
-    for k, s in enumerate(sources):
-        ha[k], dec[k] = apparent_hadec(s, jd)
-    return ha, dec
+    return hadec_many(np.array([s.ra_deg for s in sources]), np.array([s.dec_deg for s in sources]), jd)
+
+
+def hadec_many(ra_deg: np.ndarray, dec_deg: np.ndarray, jd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`apparent_hadec` for many sources at the same times in one astropy call: (Nsrc, Nt) each."""
+    times.configure_astropy_offline()
+    ra = np.asarray(ra_deg, float).reshape(-1, 1)
+    jd = np.atleast_1d(np.asarray(jd, float))
+    if ra.shape[0] == 0:
+        return np.empty((0, jd.size)), np.empty((0, jd.size))
+    t = Time(jd[None, :], format="jd", scale="utc")
+    c = SkyCoord(ra=ra * u.deg, dec=np.asarray(dec_deg, float).reshape(-1, 1) * u.deg, frame="icrs")
+    xyz = c.transform_to(ITRS(obstime=t, location=dsa110_location())).cartesian.xyz.value  # (3, Nsrc, Nt)
+    xyz = xyz / np.linalg.norm(xyz, axis=0)
+    lon = LONGITUDE_RAD
+    x = np.cos(lon) * xyz[0] + np.sin(lon) * xyz[1]
+    y = -np.sin(lon) * xyz[0] + np.cos(lon) * xyz[1]
+    return np.arctan2(-y, x), np.arcsin(np.clip(xyz[2], -1, 1))
+
+
+def hadec_at(ra_deg: np.ndarray, dec_deg: np.ndarray, jd_each: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apparent (HA, Dec) of each source at its own time ``jd_each`` (all (Nsrc,))."""
+    times.configure_astropy_offline()
+    ra = np.asarray(ra_deg, float)
+    if ra.size == 0:
+        return np.empty(0), np.empty(0)
+    t = Time(np.asarray(jd_each, float), format="jd", scale="utc")
+    c = SkyCoord(ra=ra * u.deg, dec=np.asarray(dec_deg, float) * u.deg, frame="icrs")
+    xyz = c.transform_to(ITRS(obstime=t, location=dsa110_location())).cartesian.xyz.value
+    xyz = xyz / np.linalg.norm(xyz, axis=0)
+    lon = LONGITUDE_RAD
+    x = np.cos(lon) * xyz[0] + np.sin(lon) * xyz[1]
+    y = -np.sin(lon) * xyz[0] + np.cos(lon) * xyz[1]
+    return np.arctan2(-y, x), np.arcsin(np.clip(xyz[2], -1, 1))
+
+
+def transit_jd_many(ra_deg: np.ndarray, dec_deg: np.ndarray, near_jd: float) -> np.ndarray:
+    """Transit (HA = 0) JD of each source nearest ``near_jd`` (two Newton steps on the
+    apparent hour angle; good to well under a second)."""
+    ra = np.asarray(ra_deg, float)
+    tr = np.full(ra.shape, float(near_jd))
+    for _ in range(3):
+        ha, _ = hadec_at(ra, dec_deg, tr)
+        tr = tr - ha / (2 * np.pi) * 0.99726958
+    return tr
 
 
 def meridian_icrs(jd: np.ndarray, dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ import numpy as np
 from contimg.astro import freqs as fq
 from contimg.astro import site, times
 from contimg.astro.beam import beam_power
+from contimg.sim import realistic
 
 FORMAT = "contimg-sim-truth/1"
 
@@ -82,6 +83,28 @@ def build_truth(sim, observations: list[dict]) -> dict:
             "re": bp.real.tolist(),
             "im": bp.imag.tolist(),
         },
-        "sources": [_source_entry(sim, s) for s in sim.sources],
+        "sources": (realistic.source_entries(sim.sky, sim.opts, float(sim.dec0), 0.5 * (sim.t0 + sim.obs_start[-1]))
+                    if sim.realistic else [_source_entry(sim, s) for s in sim.sources]),
+        "instrument": instrument_entry(sim),
+        **({"sky_model": sim.sky.meta} if sim.realistic else {}),
         "observations": observations,
+    }
+
+
+def instrument_entry(sim) -> dict:
+    """The realistic-instrument settings and the RFI description (factorised mask)."""
+    scale, ell = sim.beam
+    return {
+        "beam_scale": scale,
+        "beam_ellipticity": ell,
+        "beam_formula": "XX: Airy power at rho = sqrt((l/(s(1+e)))^2 + (m/(s(1-e)))^2), YY with (1-e), (1+e); "
+                        "l east, m north direction cosines about the pointing; s = beam_scale, e = beam_ellipticity; "
+                        "the pipeline's model is s = 1, e = 0",
+        "smearing": sim.smearing,
+        "smearing_formula": "|V| x sinc(dnu tau) x sinc(nu_mid dpath / c) (numpy sinc), tau = uvw.lmn1 / c, "
+                            "dpath = change of uvw.lmn1 over one integration with the phase centre tracking the sky"
+                            if sim.smearing else "none: channel centres and integration midpoints",
+        "phase_noise_deg": float(sim.opts.effective("phase_noise_deg")),
+        "phase_noise": "per antenna, same in XX and YY, 16 sinusoids with 60-600 s periods, included in gains_re/im",
+        "rfi": sim.rfi,
     }
