@@ -63,7 +63,7 @@ def _file_parts(plan: dict, obs: int, sb: int, nchan: int, a1: np.ndarray, a2: n
         if b["obs"] == obs and b["chan_first"] < lo + nchan and b["chan_last"] >= lo:
             bursts.append((b["t_first"], b["t_last"], max(0, b["chan_first"] - lo),
                            min(nchan - 1, b["chan_last"] - lo), b["amp_jy"]))
-    dead = np.isin(a1, plan["antennas"]) | np.isin(a2, plan["antennas"])
+    dead = (np.isin(a1, plan["antennas"]) | np.isin(a2, plan["antennas"])) & (a1 != a2)
     bad = np.zeros(a1.size, bool)
     for p, q in plan["baselines"]:
         bad |= (a1 == p) & (a2 == q)
