@@ -215,6 +215,22 @@ def check_consistent(headers: list[SubbandHeader], nsubbands: int) -> None:
                                    f"of this observation; {hint}", h.path)
 
     regroup = "it belongs to another observation or is corrupt: quarantine it"
+
+    def rows(h, ordered: bool) -> str:
+        keys = np.stack([np.round(h.times / TIME_TOL_DAYS), h.ant1, h.ant2]).astype(np.int64)
+        return _digest(keys if ordered else keys[:, np.lexsort(keys[::-1])])
+
+    # the subbands are combined row by row, so every file must list its rows in one order
+    unordered = [rows(h, False) for h in headers]
+    common = Counter(unordered).most_common(1)[0][0]
+    alike = [h for h, u in zip(headers, unordered, strict=True) if u == common]
+    order = Counter(rows(h, True) for h in alike).most_common(1)[0][0]
+    for h in alike:
+        if rows(h, True) != order:
+            raise ConvertError(f"{h.path}: rows are listed in another order than in the other "
+                               "subband files (same times and baselines); the converter combines "
+                               "subbands row by row: rewrite it in their order or quarantine it",
+                               h.path)
     odd_one(lambda h: (h.times.size, _digest(np.round(h.times / TIME_TOL_DAYS))),
             "integration times", regroup)
     odd_one(lambda h: _digest(h.ant1, h.ant2), "antennas/baselines", regroup)

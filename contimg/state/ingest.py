@@ -102,7 +102,7 @@ def register_file(db: Database, facts: FileFacts, obs_id_for_new: str, tolerance
                 status = "late"
                 error = (f"sb{facts.subband:02d} arrived after observation {obs_id} was converted"
                          f" (its MS holds {len(json.loads(ms['subbands']))} subbands, not this"
-                         " one); redo the conversion to include it")
+                         f" one); 'contimg redo convert {obs_id}' includes it")
                 add_event(conn, "late", f"{facts.path}: {error}", step="ingest", subject=obs_id,
                           now=now)
         else:
@@ -238,8 +238,8 @@ def quarantined_files(db: Database, *, since: float | None = None) -> list[dict]
         rows.append({"path": late["path"], "status": "late", "observation_id":
                      late["observation_id"], "registered_at": None,
                      "error": f"sb{late['subband']:02d} arrived after observation "
-                              f"{late['observation_id']} was converted; not in its MS (redo "
-                              "the conversion to include it)"})
+                              f"{late['observation_id']} was converted; not in its MS "
+                              f"('contimg redo convert {late['observation_id']}' includes it)"})
     return rows
 
 

@@ -45,7 +45,8 @@ def convert_one(ctx: StepContext, job: Job) -> Outcome:
         raise StepError(f"{out} is being written by another process; will retry") from None
     try:
         known = measurement_sets.get_ms(db, obs_id)
-        if known and Path(known["path"]).is_dir():
+        late = {f["subband"] for f in registered} - set(known["subbands"] if known else ())
+        if known and Path(known["path"]).is_dir() and not late:  # else: redo with late ones
             jobs.complete(db, job, next_jobs=[NextJob("calibrate", obs_id, known["mid_mjd"])],
                           message="MS already registered")
             return Outcome(obs_id, "skipped", f"{out} already converted and registered")
