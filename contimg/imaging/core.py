@@ -1,17 +1,16 @@
-"""Image one calibrated observation: CASA tclean -> FITS -> w-term fix -> effective
-primary beam -> pb-corrected image, noise, sources, quicklook (issue 6, M1).
+"""Image one calibrated observation: a backend (ducc0 + radler by default, or CASA
+tclean) makes the restored image and residual with the w-term handled -> effective
+primary beam -> pb-corrected image, noise, sources, quicklook (issue 6, M1; issue 14).
 
 CASA runs in the calling process through contimg.casa (the caller gives each job its
-own process); python-casacore is never imported here.  See docs/imaging.md.
+own process; both backends read the MS with casatools); python-casacore is never
+imported here.  See docs/imaging.md.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -19,44 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from . import outputs, pbeam, wterm
+from .engine_tclean import tclean_images
 from .geometry import choose_geometry
 from .options import ImageOptions, ImageResult, ImagingError
 from .quicklook import write_png
 from .sources import find_sources, robust_noise
 
 PHASE_CENTRE_TOL_ARCSEC = 1.0
-
-
-@contextlib.contextmanager
-def casa_call(cwd: Path):
-    """Run a CASA task inside ``cwd`` with stdout sent to stderr.
-
-    tclean prints progress bars on fd 1 (keep stdout clean for --json callers) and
-    makes TempLattice* scratch tables in the current directory (seen deleted from under
-    it in a shared checkout, failing the major cycle): the staging directory is private.
-    Changing directory is process-wide, which is why image_ms wants its own process.
-    """
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with stdout_to_stderr():
-            yield
-    finally:
-        os.chdir(old)
-
-
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """tclean prints progress bars on fd 1; keep stdout clean for --json callers."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def read_ms_summary(tools, ms: Path) -> dict:
@@ -91,42 +59,12 @@ def read_ms_summary(tools, ms: Path) -> dict:
             "ra0_deg": float(np.degrees(phase[0]) % 360), "dec0_deg": float(np.degrees(phase[1]))}
 
 
-def run_tclean(tasks, ms: Path, imagename: Path, column: str, cell: float, imsize: list[int],
-               opts: ImageOptions) -> None:
-    """tclean with the options documented in ImageOptions (never masks by CASA's beam)."""
-    gridder = "wproject" if opts.gridder == "wproject" else "standard"
-    extra = {"wprojplanes": opts.wprojplanes} if gridder == "wproject" else {}
-    with casa_call(imagename.parent):
-        rec = tasks.tclean(
-            vis=str(ms), imagename=str(imagename), datacolumn=column, imsize=imsize,
-            cell=f"{cell}arcsec", stokes="I", specmode="mfs", gridder=gridder, deconvolver="hogbom",
-            weighting="briggs", robust=float(opts.robust), niter=int(opts.niter), gain=0.1,
-            threshold="0Jy", nsigma=float(opts.threshold_sigma), cyclefactor=float(opts.cyclefactor),
-            nmajor=int(opts.nmajor),
-            pblimit=-1e-4,  # negative: never mask by CASA's own beam (we compute ours)
-            savemodel="none", restoration=True, pbcor=False, interactive=False, parallel=False,
-            **extra)
-    if not (imagename.parent / f"{imagename.name}.image").exists():
-        raise ImagingError(f"{ms}: tclean made no image ({rec!r}); see the CASA log")
-
-
 def chanbin_for(summary: dict, opts: ImageOptions) -> int:
     """Channels to average: the largest divisor of nchan keeping width <= avg_chan_width_hz."""
     if not opts.avg_chan_width_hz:
         return 1
     limit = max(1, int(opts.avg_chan_width_hz // summary["chan_width_hz"]))
     return max(k for k in range(1, limit + 1) if summary["nchan"] % k == 0)
-
-
-def average_channels(tasks, ms: Path, out: Path, column: str, chanbin: int) -> Path:
-    """Channel-averaged copy (DATA column) in the staging area: gridding cost is per
-    visibility, so 4 x fewer channels make every major cycle ~4x cheaper."""
-    with casa_call(out.parent):
-        tasks.mstransform(vis=str(ms), outputvis=str(out), datacolumn=column, chanaverage=True,
-                          chanbin=chanbin, keepflags=True)
-    if not (out / "table.dat").exists():
-        raise ImagingError(f"{ms}: mstransform (channel averaging) wrote nothing")
-    return out
 
 
 def fix_observatory(hdr) -> None:
@@ -136,14 +74,6 @@ def fix_observatory(hdr) -> None:
 
     for axis, value in zip("XYZ", reference_ecef()):
         hdr[f"OBSGEO-{axis}"] = float(value)
-
-
-def export(tasks, image: Path, fits_path: Path) -> None:
-    with casa_call(fits_path.parent):
-        tasks.exportfits(imagename=str(image), fitsimage=str(fits_path), dropdeg=False,
-                         overwrite=True, velocity=False, bitpix=-32, history=False)
-    if not fits_path.exists():
-        raise ImagingError(f"exportfits wrote nothing for {image}")
 
 
 def image_ms(ms: Path, out_dir: Path, name: str, opts: ImageOptions | None = None, *,
@@ -171,7 +101,7 @@ def image_ms(ms: Path, out_dir: Path, name: str, opts: ImageOptions | None = Non
 
     if not (ms.is_dir() and (ms / "table.dat").exists()):
         raise ImagingError(f"{ms}: measurement set not found (expected a directory with table.dat)")
-    tools, tasks = casa.tools(), casa.tasks()
+    tools = casa.tools()
     summary = read_ms_summary(tools, ms)
     column, note = opts.datacolumn, ""
     if column == "corrected" and "CORRECTED_DATA" not in summary["columns"]:
@@ -189,39 +119,40 @@ def image_ms(ms: Path, out_dir: Path, name: str, opts: ImageOptions | None = Non
     products.mkdir()
     names = outputs.output_names(name)
     t = lap("setup", t0)
+    clock = [t]
+
+    def stage_done(key: str) -> None:
+        clock[0] = lap(key, clock[0])
+
     try:
-        vis, vis_column = ms, column
-        if chanbin > 1:
-            vis, vis_column = average_channels(tasks, ms, work / "avg.ms", column, chanbin), "data"
-            t = lap("average", t)
-        run_tclean(tasks, vis, work / name, vis_column, cell, imsize, opts)
-        t = lap("tclean", t)
-        export(tasks, work / f"{name}.image", products / names["image_fits"])
-        export(tasks, work / f"{name}.residual", products / names["residual_fits"])
-        shutil.rmtree(work, ignore_errors=True)
-        t = lap("exportfits", t)
-        with fits.open(products / names["image_fits"], memmap=False) as h:
-            hdr, img4 = h[0].header.copy(), h[0].data.astype(np.float32)
-        with fits.open(products / names["residual_fits"], memmap=False) as h:
-            res4 = h[0].data.astype(np.float32)
+        if opts.backend == "tclean":
+            hdr, img, res, deconv = tclean_images(casa.tasks(), ms, column, cell, imsize, chanbin, plane, opts,
+                                                  work, products, names, stage_done)
+        else:
+            from .engine_ducc import ducc_images
+
+            hdr, img, res, deconv = ducc_images(tools, ms, column, summary, cell, imsize, chanbin,
+                                                plane, opts, stage_done)
+            shutil.rmtree(work, ignore_errors=True)
+        t = clock[0]
         fix_observatory(hdr)
+        if "DATE-OBS" not in hdr:  # tclean writes it from the MS; the ducc header gets it here
+            from astropy.time import Time
+
+            hdr["DATE-OBS"] = Time(start_mjd, format="mjd", scale="utc").isot
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             wcs2 = WCS(hdr).celestial
         ra_c, dec_c = wcs2.wcs.crval
         d_ra = abs((ra_c - summary["ra0_deg"] + 180) % 360 - 180) * np.cos(np.radians(dec_c))
         if max(d_ra, abs(dec_c - summary["dec0_deg"])) * 3600 > PHASE_CENTRE_TOL_ARCSEC:
-            raise ImagingError(f"{ms}: tclean's image centre ({ra_c:.5f}, {dec_c:.5f}) is not the MS "
+            raise ImagingError(f"{ms}: the image centre ({ra_c:.5f}, {dec_c:.5f}) is not the MS "
                                f"phase centre ({summary['ra0_deg']:.5f}, {summary['dec0_deg']:.5f})")
-        shape = img4.shape[-2:]
-        img, res = img4.reshape(shape), res4.reshape(shape)
-        if opts.gridder == "coplanar":
-            crpix, cdelt = (hdr["CRPIX1"], hdr["CRPIX2"]), (hdr["CDELT1"], hdr["CDELT2"])
-            img = wterm.correct_image(img, crpix, cdelt, plane["a"], plane["b"])
-            res = wterm.correct_image(res, crpix, cdelt, plane["a"], plane["b"])
-        fits.writeto(products / names["image_fits"], img.reshape(img4.shape), hdr, overwrite=True)
-        fits.writeto(products / names["residual_fits"], res.reshape(img4.shape), hdr, overwrite=True)
-        t = lap("wterm", t)
+        shape = img.shape
+        shape4 = (1, 1, *shape)
+        fits.writeto(products / names["image_fits"], img.reshape(shape4), hdr, overwrite=True)
+        fits.writeto(products / names["residual_fits"], res.reshape(shape4), hdr, overwrite=True)
+        t = lap("write_fits", t)
         pb = pbeam.beam_on_wcs(wcs2, shape, **beam_kw)
         inside = pb >= opts.pb_cutoff
         if not inside.any():
@@ -230,10 +161,10 @@ def image_ms(ms: Path, out_dir: Path, name: str, opts: ImageOptions | None = Non
         pb_hdr = hdr.copy()
         pb_hdr["BUNIT"] = ""
         pb_hdr["COMMENT"] = "contimg effective primary beam: Airy (D=4.65 m) averaged over HA and band"
-        fits.writeto(products / names["pb_fits"], pb.astype(np.float32).reshape(img4.shape), pb_hdr)
+        fits.writeto(products / names["pb_fits"], pb.astype(np.float32).reshape(shape4), pb_hdr)
         pbcor_hdr = hdr.copy()
         pbcor_hdr["COMMENT"] = f"primary-beam corrected: image / pb where pb >= {opts.pb_cutoff}, else NaN"
-        fits.writeto(products / names["pbcor_fits"], pbcor.reshape(img4.shape), pbcor_hdr)
+        fits.writeto(products / names["pbcor_fits"], pbcor.reshape(shape4), pbcor_hdr)
         t = lap("primary_beam", t)
         noise = robust_noise(res[inside])
         peak = float(np.max(img[inside]))
@@ -242,7 +173,7 @@ def image_ms(ms: Path, out_dir: Path, name: str, opts: ImageOptions | None = Non
         beam = (hdr["BMAJ"] * 3600, hdr["BMIN"] * 3600, hdr["BPA"])
         t = lap("sources", t)
         write_png(products / names["png"], pbcor, wcs2, noise=noise, beam_arcsec=beam, sources=sources,
-                  title=f"{name} ({column.upper()}, robust {opts.robust:g}, {opts.gridder})")
+                  title=f"{name} ({column.upper()}, robust {opts.robust:g}, {opts.backend}, {opts.gridder})")
         t = lap("png", t)
         timings["total"] = round(time.monotonic() - t0, 2)
         result = ImageResult(
@@ -253,7 +184,8 @@ def image_ms(ms: Path, out_dir: Path, name: str, opts: ImageOptions | None = Non
             peak_jy=peak, dynamic_range=peak / noise if noise > 0 else float("inf"),
             sources=sources, timings=timings, datacolumn=column, datacolumn_note=note,
             freq_hz=float(hdr.get("CRVAL3", 0.0)), cell_arcsec=float(cell), shape=list(shape),
-            gridder=opts.gridder, wterm=plane, chanbin=chanbin, geometry=geo_notes)
+            gridder=opts.gridder, wterm=plane, chanbin=chanbin, geometry=geo_notes,
+            backend=opts.backend, deconvolution=deconv)
         record = {**result.to_dict(), "pb_cutoff": opts.pb_cutoff, "ms": str(ms),
                   "options": vars(opts)}
         for key in outputs.KINDS:

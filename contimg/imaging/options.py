@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 GRIDDERS = ("coplanar", "wproject", "standard")
+BACKENDS = ("ducc", "tclean")
+NITER_DEFAULT = {"tclean": 1000, "ducc": 100_000}  # tclean: a time bound; ducc: only a guard
+THRESHOLD_DEFAULT = {"tclean": 4.0, "ducc": 2.0}  # tclean: x global rms; ducc: x local rms
 
 
 class ImagingError(RuntimeError):
@@ -17,20 +20,32 @@ class ImagingError(RuntimeError):
 class ImageOptions:
     """How to image one observation.
 
+    backend: "ducc" (default): ducc0's wgridder in 2-D for gridding, degridding and the
+        PSF, radler (WSClean's deconvolver) for the minor cycle, joined-channel over
+        ``nsubbands`` sub-bands with a ``spectral_terms`` polynomial, inside an automatic
+        mask (components found down to ``mask_sigma`` x the rms) down to
+        ``threshold_sigma`` x the rms, the rms re-measured every major cycle;
+        ``rms_window`` > 0 uses radler's local rms in windows of that many beams instead
+        (off: in radler 1.2 it left bright sources under-cleaned, docs/imaging.md).  The
+        w-term is written into the FITS header (PV2_1/PV2_2), not resampled.
+        "tclean": CASA tclean (the reference).
     robust: Briggs robustness (0 = between natural and uniform).
     imsize: pixels per side; None = derive: the field where the HA- and band-averaged
         primary beam is >= pb_cutoff (about 4 deg across, wider in RA by the drift), plus
         a 5 % margin; the image is then rectangular (RA x Dec).
     cell_arcsec: None = c / f_max / uv_max / 3, about 1/4 of the robust-0 beam.
-    niter: CLEAN iteration bound; nmajor: major-cycle bound (each costs a full
-        degrid + grid of the data, ~20-40 s for a full observation): together they bound
-        the time per observation.
+    niter: CLEAN iteration bound (None: 1000 for tclean, where it bounds the time;
+        100000 for ducc, where it is only a guard and the record says if it bound);
+        nmajor: major-cycle bound (each costs a full degrid + grid of the data: ~20-40 s
+        for a full observation with tclean, a few s with ducc).
     cyclefactor: tclean's; 0.5 lets each minor cycle go deeper than the default 1.0.
         Safe here: the standard gridder's PSF is position-invariant and Hogbom subtracts
         the full PSF, and the DSA-110 PSF's high pedestal (~0.3) otherwise forces a major
         cycle for every factor ~3 in peak residual.
     threshold_sigma: CLEAN stops at this many times the robust rms of the residual
-        (tclean's nsigma: re-measured every major cycle).
+        (tclean's nsigma: re-measured every major cycle; None = 4; ducc: None = 2).
+    major_gain: fraction of the peak residual cleaned per minor cycle (ducc; WSClean's
+        mgain).  multiscale: radler's multi-scale CLEAN instead of Hogbom-style (ducc).
     gridder: "coplanar" (default) = tclean's standard gridder plus an exact image-plane
         correction of the w-term for a coplanar snapshot (the DSA-110 is flat to
         ~0.7 m rms and an observation lasts 5 min; docs/imaging.md); "wproject" = CASA
@@ -48,10 +63,17 @@ class ImageOptions:
     robust: float = 0.0
     imsize: int | None = None
     cell_arcsec: float | None = None
-    niter: int = 1000
+    niter: int | None = None
     nmajor: int = 10
     cyclefactor: float = 0.5
-    threshold_sigma: float = 4.0
+    threshold_sigma: float | None = None
+    backend: str = "ducc"
+    mask_sigma: float = 4.0
+    rms_window: float = 0.0
+    nsubbands: int = 2
+    spectral_terms: int = 2
+    major_gain: float = 0.8
+    multiscale: bool = False
     gridder: str = "coplanar"
     wprojplanes: int = -1
     pb_cutoff: float = 0.2
@@ -60,16 +82,28 @@ class ImageOptions:
     avg_chan_width_hz: float | None = 1.0e6
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"image backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.nsubbands < 1 or self.spectral_terms < 1:
+            raise ValueError("nsubbands and spectral_terms must be >= 1")
+        if not 0 < self.major_gain <= 1:
+            raise ValueError("major_gain must be in (0, 1]")
         if self.gridder not in GRIDDERS:
             raise ValueError(f"gridder must be one of {GRIDDERS}, got {self.gridder!r}")
         if self.datacolumn not in ("corrected", "data"):
             raise ValueError(f"datacolumn must be 'corrected' or 'data', got {self.datacolumn!r}")
         if not 0 < self.pb_cutoff < 1:
             raise ValueError("pb_cutoff must be in (0, 1)")
-        if self.niter < 0:
+        if self.niter is not None and self.niter < 0:
             raise ValueError("niter must be >= 0")
         if self.cyclefactor <= 0:
             raise ValueError("cyclefactor must be > 0")
+
+    def niter_for(self, backend: str) -> int:
+        return NITER_DEFAULT[backend] if self.niter is None else int(self.niter)
+
+    def threshold_sigma_for(self, backend: str) -> float:
+        return THRESHOLD_DEFAULT[backend] if self.threshold_sigma is None else float(self.threshold_sigma)
 
 
 @dataclass
@@ -81,6 +115,9 @@ class ImageResult:
     sources: dicts with ra_deg, dec_deg, flux_jy (pb-corrected peak, Jy), peak_jy (apparent),
         pb, snr, x, y (0-based pixels).
     datacolumn: the column actually imaged; datacolumn_note says why if it differs.
+    backend: the engine that made the images (records older than the ducc backend: tclean).
+    deconvolution: major_cycles, iterations, stopped_by ("threshold", "niter", "nmajor"),
+        cap_bound (True when a cap, not the threshold, stopped CLEAN), per-cycle timings.
     """
 
     image_fits: Path
@@ -105,6 +142,8 @@ class ImageResult:
     wterm: dict = field(default_factory=dict)
     chanbin: int = 1
     geometry: dict = field(default_factory=dict)
+    backend: str = "tclean"
+    deconvolution: dict = field(default_factory=dict)
     reused: bool = False
 
     def to_dict(self) -> dict:

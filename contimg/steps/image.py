@@ -23,8 +23,9 @@ STEP = "image"
 def image_options(cfg):
     from contimg.imaging import ImageOptions
 
-    return ImageOptions(robust=cfg.image_robust, niter=cfg.image_niter,
-                        threshold_sigma=cfg.image_threshold_sigma,
+    return ImageOptions(robust=cfg.image_robust, niter=cfg.image_niter or None,
+                        threshold_sigma=cfg.image_threshold_sigma or None, backend=cfg.image_backend,
+                        mask_sigma=cfg.image_mask_sigma, nmajor=cfg.image_max_cycles,
                         imsize=cfg.image_imsize or None, cell_arcsec=cfg.image_cell_arcsec or None)
 
 
