@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 
+import h5py
 import numpy as np
 import pytest
 from hostile_helpers import (Runner, make_deep_path, mutate, place, replace, simulate_source,
@@ -42,6 +43,18 @@ def _unknown_ant(f):
     a2 = f["Header/ant_2_array"][()]
     a2[a2 == a2.max()] = 200
     f["Header/ant_2_array"][...] = a2
+
+
+def _external_link(f):
+    del f["Data/flags"]
+    f["Data/flags"] = h5py.ExternalLink("/etc/passwd", "/flags")
+
+
+def _external_storage(f):
+    shape = f["Data/nsamples"].shape
+    del f["Data/nsamples"]
+    f.create_dataset("Data/nsamples", shape=shape, dtype="f4",
+                     external=[("/etc/hostname", 0, h5py.h5f.UNLIMITED)])
 
 
 # case -> (how the file is changed, expected status, reason pattern)
@@ -96,6 +109,8 @@ CONTENT_CASES = {
                                     np.bytes_("VLA")), "another telescope"),
     "item22_other_telescope_site": (lambda f: replace(f, "Header/latitude", 34.0784),
                                     "not the DSA-110 site"),
+    "hdf5_external_link": (_external_link, "link to another file"),
+    "hdf5_external_storage": (_external_storage, "keeps its data in other files"),
     "header_not_a_group": (lambda f: (f.__delitem__("Header"), f.__setitem__("Header", 1)),
                            "no Header group"),
 }

@@ -66,6 +66,25 @@ def _text(x) -> str:
     return x.decode("utf-8", "replace") if isinstance(x, bytes | np.bytes_) else str(x)
 
 
+def local_dataset(group: h5py.Group, name: str, where: str) -> h5py.Dataset:
+    """A dataset stored in this file: an external link, external raw storage or a virtual
+    dataset would make the pipeline read other files (the symlink policy, inside HDF5)."""
+    link = group.get(name, getlink=True)
+    if link is None:
+        raise InvalidFile(f"{where}/{name} is missing")
+    if isinstance(link, h5py.ExternalLink):
+        raise InvalidFile(f"{where}/{name} is a link to another file ({link.filename}): refused")
+    try:
+        d = group[name]
+    except (KeyError, OSError):
+        raise InvalidFile(f"{where}/{name} is a dangling link") from None
+    if not isinstance(d, h5py.Dataset):
+        raise InvalidFile(f"{where}/{name} is not a dataset")
+    if d.external or d.is_virtual:
+        raise InvalidFile(f"{where}/{name} keeps its data in other files: refused")
+    return d
+
+
 class _Header:
     """Typed access to Header datasets: kind and shape checked before reading."""
 
@@ -73,12 +92,7 @@ class _Header:
         self.g, self.where = group, where
 
     def dset(self, name: str) -> h5py.Dataset:
-        if name not in self.g:
-            raise InvalidFile(f"{self.where}/{name} is missing")
-        d = self.g[name]
-        if not isinstance(d, h5py.Dataset):
-            raise InvalidFile(f"{self.where}/{name} is not a dataset")
-        return d
+        return local_dataset(self.g, name, self.where)
 
     def array(self, name: str, kinds: str, shapes: tuple) -> np.ndarray:
         d = self.dset(name)
@@ -254,9 +268,7 @@ def _check_pointing(h: _Header) -> float:
 def _check_data(d: h5py.Group, nblts: int, nfreqs: int, npols: int) -> None:
     shapes = ((nblts, 1, nfreqs, npols), (nblts, nfreqs, npols))
     for key in ("visdata", "flags", "nsamples"):
-        ds = d.get(key)
-        if not isinstance(ds, h5py.Dataset):
-            raise InvalidFile(f"Data/{key} is missing")
+        ds = local_dataset(d, key, "Data")
         if ds.shape not in shapes:
             raise InvalidFile(f"Data/{key} has shape {ds.shape}, expected {shapes[0]}")
     vt = d["visdata"].dtype
