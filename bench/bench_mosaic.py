@@ -1,7 +1,12 @@
 """Benchmark: contimg.mosaicking.combine on one realistic hour of DSA-110 tiles.
 
 Usage:  python bench/bench_mosaic.py [--cache DIR] [--tiles 12] [--nx 3456] [--ny 3000]
-                                     [--cell 5.3] [--dec 55] [--repeat 1]
+                                     [--cell 5.3] [--dec 55] [--repeat 1] [--workers 2] [--json]
+
+Runs the old combine (reproject_interp per pixel, MosaicOptions(regrid="reproject"))
+and the new one (coarse pixel map, regrid="coarse") side by side on the same tiles and
+compares them: wall time, and the peak flux and position of every catalogue source
+both found. --json prints {"old": {...}, "new": {...}, "max_flux_diff": ...}.
 
 Tiles are made once into --cache (not timed): the size contimg.imaging chooses at
 dec 55 (3456 x 3000 pixels of 5.3 arcsec: the pb >= 0.2 field of the HA- and
@@ -99,13 +104,13 @@ def make_tiles(d: Path, n_tiles: int, nx: int, ny: int, cell: float, dec0: float
     return out
 
 
-def child(tiles_json: Path, out: Path) -> dict:
-    from contimg.mosaicking import Tile, combine
+def child(tiles_json: Path, out: Path, regrid: str, workers: int = 1) -> dict:
+    from contimg.mosaicking import MosaicOptions, Tile, combine
 
     tiles = [Tile(**t) for t in json.loads(tiles_json.read_text())]
     catalogue = json.loads((tiles_json.parent / "sources.json").read_text())
     t0 = time.monotonic()
-    r = combine(tiles, out, "bench_mosaic", catalogue=catalogue)
+    r = combine(tiles, out, "bench_mosaic", MosaicOptions(regrid=regrid, workers=workers), catalogue=catalogue)
     wall = time.monotonic() - t0
     cat = r.qa["catalogue"]
     return {"catalogue": {k: cat[k] for k in ("n_expected", "n_matched", "flux_ratio_median", "offset_arcsec_median",
@@ -115,7 +120,34 @@ def child(tiles_json: Path, out: Path) -> dict:
             "wall_s": round(wall, 1), "timings": r.timings, "shape": r.footprint["shape"],
             "area_deg2": round(r.footprint["area_deg2"], 1), "noise_jy": r.noise_jy,
             "n_sources": len(r.sources), "qa": r.qa["status"], "validation": r.validation["status"],
-            "mosaic_mb": round(r.mosaic_fits.stat().st_size / 1e6, 1)}
+            "mosaic_mb": round(r.mosaic_fits.stat().st_size / 1e6, 1),
+            "matched": {x["name"]: [x["found_flux_jy"], x["offset_arcsec"]] for x in cat["matches"] if x["matched"]}}
+
+
+def run_child(d: Path, out: Path, regrid: str, tile_mb: float, tiles: list, shape: list, workers: int) -> dict:
+    """One combine in a child process, so that ru_maxrss is its own (workers: forked)."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", str(d / "tiles.json"), str(out), regrid,
+                             str(workers)],
+                            stdout=subprocess.PIPE, text=True)
+    stdout = proc.stdout.read()
+    _, status, ru = os.wait4(proc.pid, 0)
+    if status != 0:
+        sys.exit(f"{regrid} child failed with status {status}")
+    res = json.loads(stdout.strip().splitlines()[-1])
+    res.update(regrid=regrid, workers=workers, tiles=len(tiles), tile_shape=shape, input_mb=round(tile_mb),
+               peak_rss_mb=round(ru.ru_maxrss / 1024), cpu_s=round(ru.ru_utime + ru.ru_stime, 1))
+    return res
+
+
+def compare(old: dict, new: dict) -> dict:
+    """Peak flux (relative) and position differences of the sources both runs matched."""
+    common = sorted(set(old["matched"]) & set(new["matched"]))
+    fd = [abs(new["matched"][k][0] / old["matched"][k][0] - 1) for k in common]
+    od = [abs(new["matched"][k][1] - old["matched"][k][1]) for k in common]
+    return {"n_compared": len(common), "max_flux_diff": float(f"{max(fd):.3g}") if fd else None,
+            "median_flux_diff": float(f"{np.median(fd):.3g}") if fd else None,
+            "max_offset_change_arcsec": round(max(od), 3) if od else None,
+            "speedup": round(old["wall_s"] / new["wall_s"], 2)}
 
 
 def main() -> None:
@@ -127,26 +159,35 @@ def main() -> None:
     ap.add_argument("--cell", type=float, default=5.3)
     ap.add_argument("--dec", type=float, default=55.0)
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--child", nargs=2, metavar=("TILES_JSON", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--workers", type=int, default=2, help="regridding processes of the new combine")
+    ap.add_argument("--child", nargs=4, metavar=("TILES_JSON", "OUT", "REGRID", "WORKERS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(child(Path(a.child[0]), Path(a.child[1]))))
+        print(json.dumps(child(Path(a.child[0]), Path(a.child[1]), a.child[2], int(a.child[3]))))
         return
     d = a.cache / f"{a.tiles}x{a.nx}x{a.ny}_c{a.cell}_d{a.dec}"
     tiles = make_tiles(d, a.tiles, a.nx, a.ny, a.cell, a.dec)
     tile_mb = sum(os.path.getsize(t["image_fits"]) + os.path.getsize(t["pb_fits"]) for t in tiles) / 1e6
+    runs = {"old": [], "new": []}
     for _ in range(a.repeat):
-        out = a.cache / "out"
-        proc = subprocess.Popen([sys.executable, __file__, "--child", str(d / "tiles.json"), str(out)],
-                                stdout=subprocess.PIPE, text=True)
-        stdout = proc.stdout.read()
-        _, status, ru = os.wait4(proc.pid, 0)
-        if status != 0:
-            sys.exit(f"child failed with status {status}")
-        res = json.loads(stdout.strip().splitlines()[-1])
-        res.update(tiles=len(tiles), tile_shape=[a.ny, a.nx], input_mb=round(tile_mb),
-                   peak_rss_mb=round(ru.ru_maxrss / 1024), cpu_s=round(ru.ru_utime + ru.ru_stime, 1))
-        print(json.dumps(res, indent=1))
+        for key, regrid, workers in (("old", "reproject", 1), ("new", "coarse", a.workers)):
+            runs[key].append(run_child(d, a.cache / f"out_{key}", regrid, tile_mb, tiles, [a.ny, a.nx], workers))
+    med = {k: float(np.median([r["wall_s"] for r in v])) for k, v in runs.items()}
+    old, new = (dict(runs[k][-1], wall_s=med[k]) for k in ("old", "new"))
+    cmp = compare(old, new)
+    for r in (old, new):
+        r.pop("matched")
+    if a.json:
+        print(json.dumps({"old": old, "new": new, **cmp}))
+        return
+    keys = ["wall_s", "workers", "cpu_s", "peak_rss_mb", "timings", "shape", "noise_jy", "n_sources", "catalogue",
+            "bright_flux_ratio_range", "qa"]
+    print(f"{len(tiles)} tiles of {a.ny} x {a.nx}, median of {a.repeat} run(s)")
+    print(f"{'':24s} {'old (reproject)':>40s}   {'new (coarse map)':>40s}")
+    for k in keys:
+        print(f"{k:24s} {json.dumps(old.get(k))[:40]:>40s}   {json.dumps(new.get(k))[:40]:>40s}")
+    print(json.dumps(cmp))
 
 
 if __name__ == "__main__":

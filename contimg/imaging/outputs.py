@@ -61,10 +61,68 @@ def remove_leftovers(out_dir: Path, name: str) -> list[Path]:
     return removed
 
 
+def ms_provenance(ms: Path) -> dict:
+    """Time range and applied calibration tables of an MS, from its OBSERVATION and HISTORY
+    tables (CASA's applycal records its gaintable there); {} where unreadable."""
+    out: dict = {}
+    try:
+        from contimg import casa
+
+        tb = casa.tools().table()
+    except Exception:  # noqa: BLE001 - CASA not started here: provenance is best effort
+        return out
+    try:
+        tb.open(str(Path(ms) / "OBSERVATION"))
+        tr = tb.getcol("TIME_RANGE")
+        tb.close()
+        out["start_mjd"], out["end_mjd"] = float(tr[0].min()) / 86400.0, float(tr[1].max()) / 86400.0
+        tb.open(str(Path(ms) / "HISTORY"))
+        msgs = [str(m) for m in tb.getcol("MESSAGE")] if tb.nrows() else []
+        tb.close()
+        out["caltables"] = [m.split("=", 1)[1].strip() for m in msgs if m.strip().startswith("gaintable")]
+    except Exception:  # noqa: BLE001
+        pass
+    finally:
+        tb.done()
+    return out
+
+
+def stamp_headers(products: Path, name: str, record: dict, provenance: dict | None = None) -> None:
+    """Archive cards and provenance HISTORY on the four FITS products (contimg.fitsmeta)."""
+    from astropy.io import fits
+    from astropy.time import Time
+
+    from contimg.fitsmeta import field_name, stamp_file
+
+    names = output_names(name)
+    prov = dict(provenance or {})
+    hdr = fits.getheader(Path(products) / names["image_fits"])
+    start = record.get("start_mjd", prov.get("start_mjd"))
+    if start is None and hdr.get("DATE-OBS"):
+        start = float(Time(hdr["DATE-OBS"], scale="utc").mjd)
+    end = record.get("end_mjd", prov.get("end_mjd"))
+    opts = record.get("options") or {}
+    history = {"observation": name, "MS": record.get("ms"), "data column": record.get("datacolumn"),
+               "calibration tables": ", ".join(prov.get("caltables") or []) or None,
+               "sky model": record.get("sky_model"), "flags": record.get("flags"),
+               "imaging": ", ".join(f"{k}={v}" for k, v in opts.items()),
+               "gridder": f"{record.get('gridder')}, channels averaged {record.get('chanbin')}",
+               "noise": f"{record.get('noise_jy')} Jy/beam (residual MAD)",
+               "primary beam": f"Airy D=4.65 m averaged over HA and band, cutoff {record.get('pb_cutoff')}"}
+    obj = field_name(float(hdr.get("CRVAL1", 0.0)), float(hdr.get("CRVAL2", 0.0)))
+    for key, kind in (("image_fits", "image"), ("residual_fits", "residual"), ("pb_fits", "pb"),
+                      ("pbcor_fits", "pbcor")):
+        stamp_file(Path(products) / names[key], kind, obj=obj, start_mjd=start, end_mjd=end, history=history)
+
+
 def commit(products: Path, out_dir: Path, name: str) -> None:
-    """Move the finished products (files named by :func:`output_names`) into out_dir."""
+    """Move the finished products (files named by :func:`output_names`) into out_dir.
+
+    First the FITS headers get their archive cards and provenance (stamp_headers)."""
     out_dir = Path(out_dir)
     names = output_names(name)
+    record = json.loads((Path(products) / names["record"]).read_text())
+    stamp_headers(products, name, record, ms_provenance(Path(record["ms"])) if record.get("ms") else {})
     if not out_dir.exists():
         try:
             os.rename(products, out_dir)

@@ -1,11 +1,41 @@
 """PNG quicklook of a primary-beam-corrected image: RA/Dec axes, Jy/beam colour bar,
-synthesized beam ellipse, found sources circled.  Agg backend (no display needed)."""
+synthesized beam ellipse, found sources circled.  Agg backend (no display needed).
+
+The stretch (display_norm) is set from the noise, not the peak: a 15 Jy calibrator
+next to 1 mJy noise made a linear or peak-scaled image black.  Noise shows as a dim
+texture from -3 sigma, sources are bright by 20 sigma and an asinh stretch keeps the
+brightest from swamping the rest; the same rule serves images and mosaics.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
+
+_OBS_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})")
+
+
+def display_norm(img: np.ndarray, noise: float):
+    """ImageNormalize for a radio map: -3 sigma .. max(99.95th percentile, 50 sigma), asinh."""
+    from astropy.visualization import AsinhStretch, ImageNormalize
+
+    finite = img[np.isfinite(img)]
+    if not (np.isfinite(noise) and noise > 0):
+        noise = 1.4826 * float(np.median(np.abs(finite - np.median(finite)))) if finite.size else 1.0
+        noise = noise if noise > 0 else 1.0
+    top = float(np.percentile(finite, 99.95)) if finite.size else 50 * noise
+    vmin, vmax = -3.0 * noise, max(top, 50.0 * noise)
+    # asinh turns from linear to logarithmic near a * (vmax - vmin): put that at ~10 sigma
+    a = float(np.clip(13.0 * noise / (vmax - vmin), 1e-4, 1.0))
+    return ImageNormalize(vmin=vmin, vmax=vmax, stretch=AsinhStretch(a=a), clip=True)
+
+
+def obs_time_label(name: str) -> str:
+    """'2025-06-15 03:42:58 UTC' from an observation ID at the start of ``name`` ('' if none)."""
+    m = _OBS_ID.match(name or "")
+    return "{}-{}-{} {}:{}:{} UTC".format(*m.groups()) if m else ""
 
 
 def write_png(path: Path, img: np.ndarray, wcs2d, *, noise: float, beam_arcsec: tuple[float, float, float],
@@ -15,21 +45,19 @@ def write_png(path: Path, img: np.ndarray, wcs2d, *, noise: float, beam_arcsec: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from astropy.visualization import AsinhStretch, ImageNormalize
     from matplotlib.patches import Ellipse
 
     finite = img[np.isfinite(img)]
     peak = float(finite.max()) if finite.size else 1.0
     noise = noise if np.isfinite(noise) and noise > 0 else max(abs(peak), 1e-6) * 1e-3
-    vmin, vmax = -3 * noise, max(peak, 10 * noise)
-    norm = ImageNormalize(vmin=vmin, vmax=vmax, stretch=AsinhStretch(a=min(0.1, 20 * noise / vmax)))
+    norm = display_norm(img, noise)
     fig = plt.figure(figsize=(8.5, 8))
     ax = fig.add_subplot(projection=wcs2d)
     im = ax.imshow(img, origin="lower", cmap="inferno", norm=norm, interpolation="nearest")
     ax.set_xlabel("RA (ICRS)")
     ax.set_ylabel("Dec (ICRS)")
     ax.coords.grid(color="white", alpha=0.25, linestyle=":")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="Jy/beam (pb-corrected)")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="Jy/beam (pb-corrected)", extend="both")
     cdelt = np.abs(wcs2d.wcs.cdelt) * 3600.0 if wcs2d.wcs.has_cd() is False else \
         np.abs(np.diag(wcs2d.wcs.cd)) * 3600.0
     maj, mnr, pa = beam_arcsec
@@ -45,7 +73,8 @@ def write_png(path: Path, img: np.ndarray, wcs2d, *, noise: float, beam_arcsec: 
         xs = [s["x"] for s in sources]
         ys = [s["y"] for s in sources]
         ax.scatter(xs, ys, s=120, facecolors="none", edgecolors="lime", linewidths=0.9)
-    ax.set_title(title + f"\nrms {noise * 1e3:.2f} mJy/beam, peak {peak:.3f} Jy/beam, "
+    when = obs_time_label(title)
+    ax.set_title((f"{when}  " if when else "") + title + f"\nrms {noise * 1e3:.2f} mJy/beam, peak {peak:.3f} Jy/beam, "
                  f"{len(sources)} sources", fontsize=9)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

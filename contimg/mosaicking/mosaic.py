@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from contimg.fitsmeta import field_name, stamp
 from contimg.mosaicking.grid import MosaicArrays, build_mosaic
 from contimg.mosaicking.qa import assess, find_sources, match_catalogue, noise_figures
 from contimg.mosaicking.quicklook import write_png
@@ -104,7 +105,21 @@ def _header(m: MosaicArrays, mosaic_id: str, tiles: list[Tile], beam: dict, opts
     h["PEAK"] = (qa["peak_jy"], "Jy/beam")
     h["QASTATUS"] = qa["status"]
     h["VALIDSTA"] = (validation["status"], "tile consistency (G4)")
-    h["ORIGIN"] = "contimg"
+    if qa.get("failed"):
+        h["QAFAILED"] = ("; ".join(qa["failed"])[:68], "failed QA criteria")
+    starts = [t.start_mjd for t in tiles if t.start_mjd is not None]
+    ends = [t.end_mjd for t in tiles if t.end_mjd is not None]
+    ra0, dec0 = (float(v) for v in m.wcs.wcs.crval)
+    history = {"mosaic": f"{mosaic_id} of {len(tiles)} observations",
+               "weighting": "primary-beam weighted linear, sum(B I/s^2)/sum(B^2/s^2)",
+               "regrid": f"{opts.regrid} ({opts.interp_order}), pb cutoff {opts.pb_cutoff}",
+               "members": ", ".join(f"{t.name} (noise {t.noise_jy * 1e3:.3g} mJy)" for t in tiles),
+               "member images": ", ".join(t.image_fits.name for t in tiles),
+               "validation": validation["status"] + ("; " + "; ".join(validation.get("problems", []))
+                                                     if validation.get("problems") else ""),
+               "qa": qa["status"] + (": " + "; ".join(qa["failed"]) if qa.get("failed") else "")}
+    stamp(h, "mosaic", obj=field_name(ra0, dec0), start_mjd=min(starts) if starts else None,
+          end_mjd=max(ends) if ends else None, history=history)
     return h
 
 
@@ -132,7 +147,7 @@ def _write_atomic(out_dir: Path, mosaic_id: str, m: MosaicArrays, header: fits.H
         staged = {k: tmp / p.name for k, p in final.items()}
         fits.PrimaryHDU(m.image, header).writeto(staged["mosaic"])
         nh = header.copy()
-        nh["BTYPE"] = ("noise", "1/sqrt(sum B^2/s^2)")
+        nh["BTYPE"] = ("noise", "1-sigma: 1/sqrt(sum B^2/s^2)")
         fits.PrimaryHDU(m.noise, nh).writeto(staged["noise"])
         write_png(staged["png"], m, sources, title)
         for p in staged.values():
@@ -184,6 +199,8 @@ def combine(tiles: list[Tile], out_dir: Path, mosaic_id: str, opts: MosaicOption
     t3 = time.monotonic()
     header = _header(m, mosaic_id, tiles, beam, opts, qa, validation)
     title = f"{mosaic_id}  ({len(tiles)} tiles, {freq / 1e6:.1f} MHz, noise {noise_jy * 1e3:.3g} mJy/beam)"
+    if header.get("DATE-OBS") and header.get("DATE-END"):
+        title = f"{header['DATE-OBS'][:19].replace('T', ' ')} - {header['DATE-END'][11:19]} UTC\n" + title
     paths = _write_atomic(out_dir, mosaic_id, m, header, sources, title)
     t4 = time.monotonic()
     timings = {"check_validate": t1 - t0, **m.timings, "qa": t3 - t2, "write": t4 - t3, "total": t4 - t0}

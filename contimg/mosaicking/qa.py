@@ -114,8 +114,11 @@ def match_catalogue(m: MosaicArrays, found: list[dict], catalogue, freq_hz: floa
     dec = np.array([s.dec_deg for s in cat])
     flux = np.array([float(s.flux_at(freq_hz)) for s in cat])
     px, py = m.wcs.world_to_pixel_values(ra, dec)
-    ix, iy = np.round(px).astype(int), np.round(py).astype(int)
-    inside = (ix >= 0) & (iy >= 0) & (ix < m.image.shape[1]) & (iy < m.image.shape[0])
+    px, py = np.asarray(px, float), np.asarray(py, float)
+    fin = np.isfinite(px) & np.isfinite(py)  # SIN: NaN for sources on the far hemisphere
+    ix = np.where(fin, np.round(np.where(fin, px, -1)), -1).astype(int)
+    iy = np.where(fin, np.round(np.where(fin, py, -1)), -1).astype(int)
+    inside = fin & (ix >= 0) & (iy >= 0) & (ix < m.image.shape[1]) & (iy < m.image.shape[0])
     local = np.full(len(cat), np.nan)
     local[inside] = m.noise[iy[inside], ix[inside]]
     in_field = np.isfinite(local)

@@ -10,10 +10,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from astropy.visualization import AsinhStretch, ImageNormalize
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from contimg.imaging.quicklook import display_norm
 from contimg.mosaicking.grid import MosaicArrays
 
 
@@ -36,11 +36,9 @@ def write_png(path: Path, m: MosaicArrays, sources: list[dict], title: str, max_
     """Render the mosaic to ``path``; large maps are block-averaged first (display only)."""
     step = max(1, int(np.ceil(max(m.image.shape) / max_pixels)))
     img, wcs = _decimate(m, step)
-    finite = img[np.isfinite(img)]
-    sigma = float(np.nanmedian(m.noise)) if np.isfinite(m.noise).any() else 1.0
-    vmax = max(float(np.percentile(finite, 99.99)) if finite.size else 1.0, 20 * sigma)
-    # noise dark, sources bright, the brightest compressed rather than clipped
-    norm = ImageNormalize(vmin=-3 * sigma, vmax=vmax, stretch=AsinhStretch(0.5))
+    sigma = float(np.nanmedian(m.noise)) if np.isfinite(m.noise).any() else float("nan")
+    # block means have a lower, correlation-dependent noise: measure it on what is shown
+    norm = display_norm(img, sigma if step == 1 else float("nan"))
 
     ny, nx = img.shape
     width = 12.0
@@ -59,7 +57,7 @@ def write_png(path: Path, m: MosaicArrays, sources: list[dict], title: str, max_
     ax.set_ylabel(f"Dec ({frame})")
     ax.coords.grid(color="white", alpha=0.25, linestyle=":")
     ax.set_title(title, fontsize="medium")
-    cb = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.04)
+    cb = fig.colorbar(im, ax=ax, pad=0.01, fraction=0.04, extend="both")
     cb.set_label("Jy/beam")
     fig.savefig(path, format="png", bbox_inches="tight")
     return Path(path)

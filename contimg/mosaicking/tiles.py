@@ -38,6 +38,8 @@ class Tile:
     freq_hz: float
     cell_arcsec: float
     dec_deg: float
+    start_mjd: float | None = None  # time range of the data (FITS DATE-OBS/DATE-END of the mosaic)
+    end_mjd: float | None = None
 
     def __post_init__(self):
         self.image_fits = Path(self.image_fits)
@@ -55,7 +57,10 @@ class MosaicOptions:
     dec_tol_deg: float = 0.1  # |pointing dec - median| allowed
     projection: str = "SIN"  # of the common grid, centred on the members' mean position
     interp_order: str = "bicubic"  # reproject_interp order; bilinear loses ~5-20 % of peaks
-    block_rows: int = 512  # rows per reproject block: bounds transient memory
+    block_rows: int = 512  # rows per regridding block: bounds transient memory
+    regrid: str = "coarse"  # coarse: exact pixel map every map_step px, splined; reproject: per pixel
+    map_step: int = 32  # output pixels between exact coordinate transforms (regrid='coarse')
+    workers: int = 1  # processes regridding tiles (forked); 1: in this process
     # source finding and QA
     detect_sigma: float = 5.0  # peaks above this many local sigma are sources
     max_sources: int = 5000  # brightest kept; guards against a broken map

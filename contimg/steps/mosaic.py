@@ -66,7 +66,7 @@ def _tiles_for(db, members: list[str]):
                               beam_minor_arcsec=img["beam_minor_arcsec"], beam_pa_deg=img["beam_pa_deg"],
                               freq_hz=img["freq_hz"] or fig.get("freq_hz"),
                               cell_arcsec=img["cell_arcsec"] or fig.get("cell_arcsec"),
-                              dec_deg=img["dec_deg"]))
+                              dec_deg=img["dec_deg"], start_mjd=img["start_mjd"], end_mjd=img["end_mjd"]))
     return out, missing
 
 
