@@ -221,3 +221,24 @@ def test_reference_catalogue_errors_have_configured_statistics():
     assert abs(np.std(ddec) - expect) < 0.05 and abs(np.std(dra) - expect) < 0.05
     res = sky_.maj_arcsec[keep] > 0
     assert np.all(cat.maj_arcsec[~res] == 0) and abs(np.mean(cat.maj_arcsec[res]) - 30) < 0.5
+
+
+def test_parallel_workers_write_the_same_files(tmp_path):
+    kw = {"nants": 4, "nchan": 2, "seed": 2, "sky": "realistic", "flux_floor_jy": 2e-2, "omit_subbands": {0: [5]}}
+    a, _ = run(tmp_path / "a", workers=1, **kw)
+    b, _ = run(tmp_path / "b", workers=2, **kw)
+    assert [p.name for p in a.files] == [p.name for p in b.files] and len(a.files) == 15
+    for pa, pb in zip(a.files, b.files):
+        assert np.array_equal(load(pa)["vis"], load(pb)["vis"])
+
+
+def test_rfi_mask_for_rows_agrees_with_file_mask():
+    st = np.array([0, 5, 9, 20, 33, 40, 70, 107])
+    plan = rfi.draw_plan(4, 4, 2, 24, st)
+    i, j = np.triu_indices(st.size)
+    a1, a2 = st[i], st[j]
+    for obs, sb in ((0, 3), (1, 9)):
+        full = rfi.expand_mask(plan, obs, sb, 4, 24, a1, a2)
+        t = np.repeat(np.arange(24), a1.size)
+        rows = rfi.mask_for_rows(plan, obs, t, np.tile(a1, 24), np.tile(a2, 24), sb * 4 + np.arange(4))
+        assert np.array_equal(full, rows)

@@ -54,6 +54,8 @@ def _gaps(values: tuple[str, ...]) -> dict[int, float]:
                    "phase noise, RFI, and a reference catalogue beside the truth.")
 @click.option("--flux-floor", "flux_floor_jy", type=click.FloatRange(0, min_open=True), default=None,
               help="Realistic sky: drop sources whose best apparent flux is below this, Jy [default: 0.001].")
+@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Processes writing subbands in parallel (the files are the same).")
 @click.option("--omit", multiple=True, metavar="OBS:SB", help="Fault: do not write this subband.")
 @click.option("--truncate", multiple=True, metavar="OBS:SB", help="Fault: truncate this file.")
 @click.option("--foreign-ants", multiple=True, metavar="OBS:SB", help="Fault: other antennas.")
@@ -65,7 +67,7 @@ def _gaps(values: tuple[str, ...]) -> dict[int, float]:
 @json_option
 @pass_app
 def command(app: App, out_dir, nants, nchan, observations, start, dec_deg, seed, sefd, no_gains,
-            no_bandpass, constant_gains, field_sources, sky, flux_floor_jy, omit, truncate, foreign_ants,
+            no_bandpass, constant_gains, field_sources, sky, flux_floor_jy, workers, omit, truncate, foreign_ants,
             foreign_times, gap, duplicate, leave_temporary) -> None:
     """Write simulated DSA-110 subband files and a truth manifest (JSON) beside them."""
     from contimg.sim import DEFAULT_SEFD_JY, SimOptions, simulate
@@ -77,7 +79,7 @@ def command(app: App, out_dir, nants, nchan, observations, start, dec_deg, seed,
         nants=nants, nchan=int(nchan), observations=observations, start=start, dec_deg=dec_deg,
         seed=seed, sefd_jy=DEFAULT_SEFD_JY if sefd is None else (sefd or None),
         gains=not no_gains, bandpass=not no_bandpass, gains_vary=not constant_gains,
-        n_field_sources=field_sources, sky=sky, omit_subbands=omitted,
+        n_field_sources=field_sources, sky=sky, workers=workers, omit_subbands=omitted,
         **({"flux_floor_jy": flux_floor_jy} if flux_floor_jy else {}),
         truncate=_pairs(truncate, "--truncate"), foreign_ants=_pairs(foreign_ants, "--foreign-ants"),
         foreign_times=_pairs(foreign_times, "--foreign-times"), gap_after=_gaps(gap),

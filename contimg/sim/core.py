@@ -14,6 +14,7 @@ channel centre and integration midpoint (no bandwidth or time smearing).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import time as _time
@@ -26,11 +27,11 @@ from astropy.time import Time
 
 from contimg.astro import freqs as fq
 from contimg.astro import site, times
-from contimg.astro.beam import C_M_S
 from contimg.astro.catalog import Source
 from contimg.sim import realistic, rfi, sky
 from contimg.sim.corruptions import Corruptions
 from contimg.sim.counts import SkyArrays
+from contimg.sim.dft import sky_visibilities
 from contimg.sim.instrument import SIDEREAL_RATE_RAD_S, gaussian_factors, rotated_uvw, sim_beam_power
 from contimg.sim.options import SimOptions, SimResult
 from contimg.sim.uvh5 import (
@@ -74,85 +75,6 @@ def direction_cosines(ha: np.ndarray, dec: np.ndarray, dec0_rad: float) -> np.nd
     m = np.sin(dec) * cd0 - np.cos(dec) * sd0 * np.cos(ha)
     n = np.sin(dec) * sd0 + np.cos(dec) * cd0 * np.cos(ha)
     return np.stack([l, m, n - 1.0], axis=-1)
-
-
-def _phasor(phase: np.ndarray) -> np.ndarray:
-    """exp(i phase) as complex64: reduced to [-pi, pi] in float64, then float32 trigonometry
-    (error ~3e-7 rad, the precision of the files)."""
-    ph = (phase - (2 * np.pi) * np.rint(phase * (0.5 / np.pi))).astype(np.float32)
-    e = np.empty(ph.shape, dtype=np.complex64)
-    np.cos(ph, out=e.real)
-    np.sin(ph, out=e.imag)
-    return e
-
-
-def _sinc2(y1: np.ndarray, y2: np.ndarray) -> np.ndarray:
-    """sin(y1) sin(y2) / (y1 y2) in float32, 1 where an argument is 0."""
-    a, b = y1.astype(np.float32), y2.astype(np.float32)
-    den = a * b
-    num = np.sin(a)
-    num *= np.sin(b)
-    small_a, small_b = a == 0, b == 0
-    np.divide(num, den, out=num, where=~(small_a | small_b))
-    if small_a.any() or small_b.any():
-        num[small_a & small_b] = 1.0
-        only_a = small_a & ~small_b
-        num[only_a] = np.sin(b[only_a]) / b[only_a]
-        only_b = small_b & ~small_a
-        num[only_b] = np.sin(a[only_b]) / a[only_b]
-    return num
-
-
-def sky_visibilities(uvw: np.ndarray, lmn1: np.ndarray, amp: np.ndarray, freqs: np.ndarray,
-                     weight: np.ndarray | None = None, smear: dict | None = None,
-                     block: int = 384) -> np.ndarray:
-    """sum_s amp[s, k(, p)] w[s, b] exp(2 pi i nu_k (uvw_b . lmn1_s) / c): (Nbls, Nf(, P)) complex64.
-
-    Channels are equally spaced, so exp(i phi(nu_k)) = exp(i phi(nu_0)) * step^k:
-    two phasors per baseline and source (float32 trigonometry of float64 phases
-    reduced to [-pi, pi]) and a running product over channels; the
-    real weights (source size ``weight`` (Nsrc, Nbls), and with ``smear`` =
-    {"chan_width", "duvw", "f_mid"} the smearing factors of
-    :func:`contimg.sim.instrument.smearing_factors`) ride on the first channel
-    and so cost one multiply. The sum over sources is a complex matrix product
-    per channel; sources go in blocks so that memory stays bounded for thousands.
-    """
-    squeeze = amp.ndim == 2
-    amp3 = (amp[:, :, None] if squeeze else amp).astype(np.float32)
-    nbls, nf = uvw.shape[0], freqs.size
-    npol = amp3.shape[2]
-    out = np.zeros((nf, nbls, npol), dtype=np.complex64)
-    k = 2 * np.pi / C_M_S
-    dnu = float(freqs[1] - freqs[0]) if nf > 1 else 0.0
-    for s0 in range(0, lmn1.shape[0], block):
-        sl = slice(s0, s0 + block)
-        lt = lmn1[sl].T
-        path = np.multiply.outer(uvw[:, 0], lt[0])  # (Nbls, Ns) metres, float64
-        path += np.multiply.outer(uvw[:, 1], lt[1])
-        path += np.multiply.outer(uvw[:, 2], lt[2])
-        e = _phasor(k * freqs[0] * path)
-        w = None if weight is None else weight[sl].T.astype(np.float32)
-        if smear is not None:
-            sm = _sinc2(np.pi * smear["chan_width"] / C_M_S * path,
-                        np.pi * smear["f_mid"] / C_M_S * (smear["duvw"] @ lmn1[sl].T))
-            w = sm if w is None else w * sm
-        if w is not None:
-            e *= w
-        if nf > 1:
-            step = _phasor(k * dnu * path)
-        # real amplitudes: (re, im) pairs of e (a float32 view) times a block matrix
-        # m[2s, 2p] = m[2s + 1, 2p + 1] = amp[s, c, p]: one real GEMM per channel
-        ns = path.shape[1]
-        m = np.zeros((nf, ns, 2, npol, 2), dtype=np.float32)
-        m[:, :, 0, :, 0] = m[:, :, 1, :, 1] = amp3[sl].transpose(1, 0, 2)
-        m = m.reshape(nf, 2 * ns, 2 * npol)
-        ev = e.view(np.float32)
-        for c in range(nf):
-            out[c] += (ev @ m[c]).view(np.complex64)
-            if c + 1 < nf:
-                e *= step
-    out = out.transpose(1, 0, 2)
-    return out[:, :, 0] if squeeze else out
 
 
 class _Simulation:
@@ -293,51 +215,65 @@ class _Simulation:
         base = Time(self.obs_start[k], format="jd", scale="utc").to_datetime().replace(microsecond=0)
         return [(base + timedelta(seconds=int(j))).strftime(TIMESTAMP_FORMAT) for j in jitter]
 
+    def write_file(self, k: int, sb: int, stamp: str) -> tuple[list[Path], str, list[str]]:
+        """Simulate and write subband ``sb`` of observation ``k``: (paths on disk, name, fault notes)."""
+        t_start = _time.time()
+        key = (k, sb)
+        foreign_t = key in self.faults["foreign_times"]
+        foreign_a = key in self.faults["foreign_ants"]
+        jd = self.times_of(k, shift=foreign_t)
+        rng = np.random.default_rng([self.opts.seed, 0x5E, k, sb])
+        vis, meta = self.file_visdata(jd, sb, foreign_a, rng, obs=k)
+        nbls = meta["uvw"].shape[0]
+        f = SubbandFile(
+            freqs_hz=fq.subband_freqs_hz(sb, self.opts.nchan), channel_width_hz=self.chan_width,
+            time_jd=np.repeat(jd, nbls), integration_time_s=INTEGRATION_S,
+            ant_1=np.tile(meta["a1"], NTIMES), ant_2=np.tile(meta["a2"], NTIMES),
+            uvw_m=np.tile(meta["uvw"], (NTIMES, 1)), visdata=vis, nants_data=meta["nants"],
+            ntimes=NTIMES, pointing_dec_rad=self.dec0,
+        )
+        del vis
+        final = self.out / subband_filename(stamp, sb)
+        path = write_subband(final, f, leave_temporary=key in self.faults["leave_temporary"])
+        written = [path]
+        notes = [n for n, on in (("foreign_times", foreign_t), ("foreign_ants", foreign_a),
+                                 ("leave_temporary", key in self.faults["leave_temporary"])) if on]
+        if key in self.faults["duplicate"]:
+            dup_stamp = (datetime.strptime(stamp, TIMESTAMP_FORMAT) + timedelta(seconds=1)).strftime(TIMESTAMP_FORMAT)
+            dup = self.out / subband_filename(dup_stamp, sb)
+            tmp = dup.with_name(dup.name + ".tmp")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, dup)
+            written.append(dup)
+            notes.append(f"duplicate:{dup.name}")
+        if key in self.faults["truncate"]:
+            size = path.stat().st_size
+            os.truncate(path, int(size * TRUNCATE_FRACTION))
+            notes.append(f"truncated:{size}->{int(size * TRUNCATE_FRACTION)}")
+        self.progress(f"obs {k} sb{sb:02d} -> {path.name} ({_time.time() - t_start:.1f} s)")
+        return written, path.name, notes
+
     def write_observation(self, k: int) -> tuple[list[Path], dict]:
         written, info_files, faults = [], {}, {}
         stamps = self.timestamps(k)
         omit = {int(s) for s in self.opts.omit_subbands.get(k, self.opts.omit_subbands.get(str(k), []))}
-        for sb in range(fq.N_SUBBANDS):
-            if sb in omit:
-                faults[f"{sb:02d}"] = ["omitted"]
-                continue
-            t_start = _time.time()
-            key = (k, sb)
-            foreign_t = key in self.faults["foreign_times"]
-            foreign_a = key in self.faults["foreign_ants"]
-            jd = self.times_of(k, shift=foreign_t)
-            rng = np.random.default_rng([self.opts.seed, 0x5E, k, sb])
-            vis, meta = self.file_visdata(jd, sb, foreign_a, rng, obs=k)
-            nbls = meta["uvw"].shape[0]
-            f = SubbandFile(
-                freqs_hz=fq.subband_freqs_hz(sb, self.opts.nchan), channel_width_hz=self.chan_width,
-                time_jd=np.repeat(jd, nbls), integration_time_s=INTEGRATION_S,
-                ant_1=np.tile(meta["a1"], NTIMES), ant_2=np.tile(meta["a2"], NTIMES),
-                uvw_m=np.tile(meta["uvw"], (NTIMES, 1)), visdata=vis, nants_data=meta["nants"],
-                ntimes=NTIMES, pointing_dec_rad=self.dec0,
-            )
-            del vis
-            final = self.out / subband_filename(stamps[sb], sb)
-            path = write_subband(final, f, leave_temporary=key in self.faults["leave_temporary"])
-            written.append(path)
-            info_files[f"{sb:02d}"] = path.name
-            notes = [n for n, on in (("foreign_times", foreign_t), ("foreign_ants", foreign_a),
-                                     ("leave_temporary", key in self.faults["leave_temporary"])) if on]
-            if key in self.faults["duplicate"]:
-                dup_stamp = (datetime.strptime(stamps[sb], TIMESTAMP_FORMAT) + timedelta(seconds=1)).strftime(TIMESTAMP_FORMAT)
-                dup = self.out / subband_filename(dup_stamp, sb)
-                tmp = dup.with_name(dup.name + ".tmp")
-                shutil.copyfile(path, tmp)
-                os.replace(tmp, dup)
-                written.append(dup)
-                notes.append(f"duplicate:{dup.name}")
-            if key in self.faults["truncate"]:
-                size = path.stat().st_size
-                os.truncate(path, int(size * TRUNCATE_FRACTION))
-                notes.append(f"truncated:{size}->{int(size * TRUNCATE_FRACTION)}")
+        todo = [sb for sb in range(fq.N_SUBBANDS) if sb not in omit]
+        for sb in sorted(omit):
+            faults[f"{sb:02d}"] = ["omitted"]
+        self.tracks(self.times_of(k))  # computed once, before any worker is forked
+        if self.opts.workers > 1:
+            global _WORKER_SIM
+            _WORKER_SIM = self
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(min(self.opts.workers, len(todo))) as pool:
+                results = pool.starmap(_worker_write, [(k, sb, stamps[sb]) for sb in todo])
+        else:
+            results = [self.write_file(k, sb, stamps[sb]) for sb in todo]
+        for sb, (paths, name, notes) in zip(todo, results):
+            written += paths
+            info_files[f"{sb:02d}"] = name
             if notes:
                 faults[f"{sb:02d}"] = notes
-            self.progress(f"obs {k} sb{sb:02d} -> {path.name} ({_time.time() - t_start:.1f} s)")
         jd = self.times_of(k)
         lst, idx, ha, dec = self.tracks(jd)
         g = self.corr.gains((jd - self.t0) * 24.0, self.gain_stations)
@@ -356,6 +292,14 @@ class _Simulation:
             "gains_im": g.imag.tolist(),
         }
         return written, info
+
+
+_WORKER_SIM = None  # the simulation a forked worker inherits
+
+
+def _worker_write(k: int, sb: int, stamp: str):
+    with _one_blas_thread():
+        return _WORKER_SIM.write_file(k, sb, stamp)
 
 
 def _one_blas_thread():

@@ -44,6 +44,7 @@ class SimOptions:
           a bad baseline (contimg.sim.rfi), with the mask in the truth.
     flux_floor_jy: realistic sources whose best apparent flux stays below it are dropped.
     counts_scale: multiplies the source-count model (1.15 matches NVSS's density).
+    workers: processes writing the subbands of an observation in parallel (same output).
     Faults (for tests of the pipeline):
       omit_subbands {obs: [sb, ...]}: those files are never written.
       truncate [(obs, sb)]: file renamed into place but cut to 40 % of its bytes
@@ -77,6 +78,7 @@ class SimOptions:
     rfi: bool | None = None
     flux_floor_jy: float = 1e-3
     counts_scale: float = 1.15
+    workers: int = 1
     omit_subbands: dict[int, list[int]] = field(default_factory=dict)
     truncate: list[ObsSb] = field(default_factory=list)
     foreign_ants: list[ObsSb] = field(default_factory=list)

@@ -119,3 +119,22 @@ class RfiInjector:
             v[self.dead] = s * n[..., 0] + 1j * s * n[..., 1]
         if self.bad.any():
             v[self.bad] += np.complex64(self.bl_amp)
+
+
+def mask_for_rows(plan: dict, obs: int, t_idx: np.ndarray, a1: np.ndarray, a2: np.ndarray,
+                  chan_idx: np.ndarray) -> np.ndarray:
+    """Truth mask (Nrows, Nchan) for arbitrary rows (integration index within observation
+    ``obs``, stations a1/a2) and channels given as file-order indices (e.g. of an MS)."""
+    t_idx, a1, a2, chan_idx = (np.asarray(x) for x in (t_idx, a1, a2, chan_idx))
+    m = np.zeros((t_idx.size, chan_idx.size), bool)
+    m[:, np.isin(chan_idx, plan["channels"])] = True
+    for b in plan["bursts"]:
+        if b["obs"] == obs:
+            rows = (t_idx >= b["t_first"]) & (t_idx <= b["t_last"])
+            cols = (chan_idx >= b["chan_first"]) & (chan_idx <= b["chan_last"])
+            m[np.ix_(rows, cols)] = True
+    bad = (np.isin(a1, plan["antennas"]) | np.isin(a2, plan["antennas"])) & (a1 != a2)
+    for p, q in plan["baselines"]:
+        bad |= ((a1 == p) & (a2 == q)) | ((a1 == q) & (a2 == p))
+    m[bad] = True
+    return m
