@@ -35,6 +35,10 @@ test-fault: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py
 
+# one simulated hour of a realistic sky through the pipeline, measured against the truth (docs/science.md)
+science: $(VENV)/.installed-test
+	$(BIN)/python bench/science.py
+
 docs: $(VENV)/.installed-test
 	$(BIN)/python -m contimg.cli.docgen .
 
