@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast test-fault bench docs clean-venv
+.PHONY: demo test test-fast test-fault bench science docs clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
