@@ -13,6 +13,7 @@ is not a contimg database is refused and left untouched.
 from __future__ import annotations
 
 import sqlite3
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -20,7 +21,6 @@ from typing import Iterator
 from contimg.state.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
-_HEADER = b"SQLite format 3\x00"
 
 
 class StateError(RuntimeError):
@@ -56,9 +56,10 @@ class Database:
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.conn = sqlite3.connect(
-                str(self.path), timeout=busy_timeout_ms / 1000, isolation_level=None
-            )
+            # mode=rw never creates the file (a reader racing a removal must not)
+            target = self.path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+            self.conn = sqlite3.connect(target, uri=True, timeout=busy_timeout_ms / 1000,
+                                        isolation_level=None)
         except sqlite3.Error as exc:  # pragma: no cover - depends on the filesystem
             raise StateError(f"cannot open state database {self.path}: {exc}") from exc
         self.conn.row_factory = sqlite3.Row
@@ -122,21 +123,22 @@ class Database:
 
 
 def _check_file(path: Path, create: bool) -> None:
-    """Refuse a missing file (unless creating) and a file that is not SQLite at all,
-    before sqlite3 could create or touch it."""
-    if not path.exists():
-        if not create:
-            raise StateError(f"no state database at {path}")
-        return
-    if path.is_dir():
-        raise StateError(f"{path} is not a contimg state database (it is a directory)")
+    """Refuse a missing file (unless creating), a directory and an empty file before
+    sqlite3 could create or write it.  Only ``stat``: opening and closing the file here
+    would drop the POSIX locks of this process's other connections (see SQLite's
+    "how to corrupt" notes); the content is judged by SQLite itself in ``__init__``."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(_HEADER))
+        st = path.stat()
+    except FileNotFoundError:
+        if not create:
+            raise StateError(f"no state database at {path}") from None
+        return
     except OSError as exc:
         raise StateError(f"cannot read state database {path}: {exc.strerror}") from None
-    if head != _HEADER and (head or not create):
-        raise StateError(f"{path} is not a contimg state database (not an SQLite file); "
+    if stat.S_ISDIR(st.st_mode):
+        raise StateError(f"{path} is not a contimg state database (it is a directory)")
+    if st.st_size == 0:
+        raise StateError(f"{path} is not a contimg state database (an empty file); "
                          "it was left untouched")
 
 
