@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,6 +133,7 @@ def test_item16_late_subband_reported_in_status_and_included_by_redo(run) -> Non
     assert res.returncode == 0
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("late\t")]
     assert len(lines) == 1 and late.name in lines[0] and "redo convert" in lines[0]
+    assert f"{obs}\t16 subbands (1 late, not in its MS)\tqueued" in res.stdout, res.stdout
     status = json.loads(r("status", "--json").stdout)
     late_q = [q for q in status["quarantined"] if q["status"] == "late"]
     assert [q["path"] for q in late_q] == [str(late)]

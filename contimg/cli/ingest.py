@@ -74,10 +74,15 @@ def command(app: App, paths: tuple[Path, ...], from_stdin: bool) -> None:
 
 
 def _render(app: App, report, refused: list[tuple[str, str]]) -> None:
+    late: dict[str, int] = {}
+    for _, obs_id, _ in report.late:
+        late[obs_id] = late.get(obs_id, 0) + 1
     for obs in report.observations:
-        click.echo(f"{obs['id']}\t{obs['nsubbands']} subbands\t{obs['state']}"
-                   + (f"\t{obs['reason']}" if obs["reason"] else ""))
-    for path, message in report.late:
+        n_late = late.get(obs["id"], 0)
+        click.echo(f"{obs['id']}\t{obs['nsubbands']} subbands"
+                   + (f" ({n_late} late, not in its MS)" if n_late else "")
+                   + f"\t{obs['state']}" + (f"\t{obs['reason']}" if obs["reason"] else ""))
+    for path, _, message in report.late:
         click.echo(f"late\t{path}\t{message}", err=True)
     for path, error in report.quarantined:
         click.echo(f"quarantined\t{path}\t{error}", err=True)

@@ -131,7 +131,7 @@ def _read_checked(path: Path) -> SubbandHeader:
             for name in ("flags", "nsamples"):
                 if f[f"Data/{name}"].shape != vis.shape:
                     raise ConvertError(f"{path}: Data/{name} shape differs from Data/visdata")
-            width = np.abs(np.atleast_1d(h["channel_width"][()]).astype(float))
+            width = np.abs(np.ravel(h["channel_width"][()]).astype(float))
             hdr = SubbandHeader(
                 path=path, sb=int(m.group(1)),
                 times=h["time_array"][()], ant1=h["ant_1_array"][()], ant2=h["ant_2_array"][()],

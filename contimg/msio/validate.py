@@ -29,14 +29,16 @@ TOP_HZ = 1530e6
 SUBBAND_HZ = 384 * FINE_HZ  # 11.72 MHz
 BAND_HZ = (TOP_HZ - (1024 + 16 * 384) * FINE_HZ, TOP_HZ - 1024 * FINE_HZ)  # 1311.25-1498.75 MHz
 # Limits far above the real instrument (117 stations, 111,744 rows, 48 channels, 2 pols)
-# and far below what would exhaust memory when read.
-MAX_ROWS = 1 << 24
-MAX_CHANNELS = 1 << 14
+# and far below what would exhaust memory when read: 2M rows (18x the real file), and
+# 384 channels, the correlator's own fine resolution of one subband.
+MAX_ROWS = 1 << 21
+MAX_CHANNELS = 384
 MAX_ANTENNA_NUMBER = 2047  # the MS ANTENNA table has one row per number up to the largest
 MAX_BASELINE_M = 1e4  # the longest DSA-110 baseline is 2.6 km
 JD_RANGE = (2440000.5, 2500000.5)  # 1968-2132: anything else is not a time stamp
 # telescope_name values that mean DSA-110 at OVRO (the correlator writes OVRO_MMA)
-TELESCOPE_NAMES = frozenset({"OVRO_MMA", "OVRO-MMA", "DSA-110", "DSA_110", "DSA110", "DSA"})
+TELESCOPE_NAMES = frozenset({"OVRO_MMA", "OVRO-MMA", "DSA-110", "DSA_110", "DSA110", "DSA", "OVRO-DSA",
+                             "OVRO_DSA"})
 SITE_TOL_DEG = 0.05  # ~5 km: header latitude/longitude must be the DSA-110 site
 POL_CODES = frozenset({-8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4})
 
@@ -161,7 +163,8 @@ def _check_header(h: _Header, data: h5py.Group) -> FileSummary:
         raise InvalidFile(f"Header/integration_time {tint.min():g}..{tint.max():g} s is not "
                           "a plausible integration time")
     freqs = h.array("freq_array", "f", ((nfreqs,), (1, nfreqs))).ravel().astype(np.float64)
-    width = np.abs(h.array("channel_width", "f", ((), (1,), (nfreqs,))).astype(np.float64))
+    width = np.abs(h.array("channel_width", "f", ((), (1,), (nfreqs,), (1, nfreqs)))
+                   .astype(np.float64))
     pols = h.array("polarization_array", "iu", ((npols,),)).astype(int)
     _check_antennas(h, a1, a2)
     _check_rows(times, a1, a2, ntimes_hdr, nbls_hdr)
@@ -172,7 +175,9 @@ def _check_header(h: _Header, data: h5py.Group) -> FileSummary:
     telescope = _check_site(h)
     dec = _check_pointing(h)
     _check_data(data, nblts, nfreqs, npols)
-    pairs = np.unique(np.stack([a1, a2]), axis=1)
+    m = MAX_ANTENNA_NUMBER + 1  # ordered pairs as one integer: a 1-D unique, 20x faster
+    keys = np.unique(a1 * m + a2)  # than unique(axis=1), same order (numbers checked >= 0)
+    pairs = np.stack([keys // m, keys % m])
     ntimes = np.unique(times).size
     digest = f"{hashlib.sha1(pairs.tobytes()).hexdigest()[:16]}:{ntimes}:{nblts}"
     half_days = float(np.ravel(tint)[0]) / 2 / 86400
@@ -210,12 +215,10 @@ def _check_antennas(h: _Header, a1: np.ndarray, a2: np.ndarray) -> None:
 
 def _check_rows(times, a1, a2, ntimes_hdr, nbls_hdr) -> None:
     ut, ti = np.unique(times, return_inverse=True)
-    bl = a1 * (MAX_ANTENNA_NUMBER + 1) + a2
     ub, bi = np.unique(np.minimum(a1, a2) * (MAX_ANTENNA_NUMBER + 1) + np.maximum(a1, a2),
                        return_inverse=True)
     if np.unique(ti.astype(np.int64) * ub.size + bi).size != times.size:
         raise InvalidFile("the same baseline appears twice at one time (duplicate rows)")
-    del bl
     if ntimes_hdr is not None and ntimes_hdr != ut.size:
         raise InvalidFile(f"Header/Ntimes = {ntimes_hdr} but time_array holds {ut.size} times")
     if nbls_hdr is not None and nbls_hdr != ub.size:

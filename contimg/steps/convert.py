@@ -21,7 +21,6 @@ from contimg.paths import inside
 from contimg.state import Job, NextJob, ingest as ingest_state, jobs, measurement_sets
 from contimg.steps.diskspace import defer_unless_room
 from contimg.steps.runner import Outcome, StepContext, StepError
-from contimg.steps.subband_file import BadFile, inspect
 
 STEP = "convert"
 
@@ -97,24 +96,22 @@ def convert_one(ctx: StepContext, job: Job) -> Outcome:
 
 
 def usable_inputs(registered: list[dict]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Registered files still fit to convert, and (path, why) for the others (item 15).
+    """Registered files still on disk, and (path, why) for the others (item 15).
 
-    A file can vanish (an operator moved a bad one away) or change after it was
-    registered; either way the observation goes on from the rest, and the file is
-    quarantined with the reason when the MS is recorded."""
+    An operator may have moved a bad file away: the observation goes on from the rest,
+    and the file is quarantined with the reason when the MS is recorded.  Files that
+    changed since registration are checked again by ``build_ms`` (the same validation
+    as ingest), which leaves out the ones that fail."""
     files, rejected = [], []
     for row in registered:
         p = Path(row["path"])
         try:
-            if not p.is_file():
-                rejected.append((str(p), "gone from disk before conversion (moved or deleted)"))
-                continue
-            inspect(p, row["subband"])
-        except BadFile as exc:
-            rejected.append((str(p), str(exc)))
-            continue
+            ok = p.is_file()
         except OSError as exc:
-            rejected.append((str(p), f"cannot be read ({exc.strerror})"))
+            rejected.append((str(p), f"cannot be looked at ({exc.strerror})"))
             continue
-        files.append(p)
+        if ok:
+            files.append(p)
+        else:
+            rejected.append((str(p), "gone from disk before conversion (moved or deleted)"))
     return files, rejected

@@ -39,7 +39,7 @@ class IngestReport:
     unchanged: int = 0
     queued: list[str] = field(default_factory=list)
     incomplete: list[tuple[str, str]] = field(default_factory=list)
-    late: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
+    late: list[tuple[str, str, str]] = field(default_factory=list)  # (path, obs, message)
     observations: list[dict] = field(default_factory=list)
 
 
@@ -187,7 +187,7 @@ def _consider(cfg: Config, db: Database, cand: Candidate, report: IngestReport,
     if status in ("registered", "late"):
         report.registered.append(obs_id)
         if status == "late":
-            report.late.append((str(path), error or ""))
+            report.late.append((str(path), obs_id, error or ""))
     elif status == "unchanged":
         report.unchanged += 1
     else:
