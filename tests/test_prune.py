@@ -41,7 +41,7 @@ def three_ms(cli):
 def test_o1_prune_removes_only_ms_of_published_mosaics_and_keeps_the_rows(three_ms) -> None:
     cli, db, rows, pid = three_ms
     dry = cli.json("prune", "--keep-hours", "0", "--dry-run")
-    assert [r["observation_id"] for r in dry["removed"]] == [r["observation_id"] for r in rows[:2]]
+    assert [r["observation_id"] for r in dry["would_remove"]] == [r["observation_id"] for r in rows[:2]]
     assert all(Path(r["path"]).is_dir() for r in rows), "a dry run removes nothing"
 
     out = cli.json("prune", "--keep-hours", "0")
@@ -87,7 +87,8 @@ def test_p4_prune_never_deletes_outside_staging(three_ms, tmp_path) -> None:
                      (str(outside), rows[0]["observation_id"]))
     out = cli.json("prune", "--keep-hours", "0")
     assert [r["observation_id"] for r in out["removed"]] == [rows[1]["observation_id"]]
-    assert out["refused"][0][0] == str(outside) and "outside the staging root" in out["refused"][0][1]
+    refused = out["refused"][0]
+    assert refused["path"] == str(outside) and "outside the staging root" in refused["reason"]
     assert outside.is_dir()
 
 
@@ -140,6 +141,16 @@ def test_o1_retention_off_means_prune_removes_nothing_unless_told(three_ms) -> N
     assert cli("prune", "--keep-hours", "-1").exit_code == 2
     told = cli.json("prune", "--keep-hours", "0")
     assert len(told["removed"]) == 2
+
+
+def test_item12_prune_json_keeps_dry_runs_apart_and_subbands_is_a_number(three_ms) -> None:
+    cli, db, rows, pid = three_ms
+    dry = cli.json("prune", "--keep-hours", "0", "--dry-run")
+    assert dry["removed"] == [] and dry["dry_run"] is True and len(dry["would_remove"]) == 2
+    assert "freed_bytes" not in dry and dry["would_free_bytes"] > 0
+    assert all(isinstance(r["subbands"], int) and r["subbands"] == 16 for r in dry["would_remove"])
+    out = cli.json("prune", "--keep-hours", "0")
+    assert out["would_remove"] == [] and all(isinstance(r["subbands"], int) for r in out["removed"])
 
 
 def test_m2_a_pruned_ms_is_named_as_pruned_not_as_lost(three_ms) -> None:

@@ -6,8 +6,7 @@ import click
 
 from contimg.cli.common import App, items_from, json_option, pass_app
 from contimg.cli.progress import progress_reporter
-from contimg.cli.stepcmd import run_and_render
-from contimg.steps.convert import STEP, convert_one
+from contimg.cli.stepcmd import render, run_and_render
 
 
 @click.command("convert")
@@ -17,7 +16,14 @@ from contimg.steps.convert import STEP, convert_one
 @json_option
 @pass_app
 def command(app: App, observations: tuple[str, ...], limit: int | None) -> None:
-    """Convert observations (IDs as arguments or on stdin; --all or a terminal: every pending one, oldest first)."""
+    """Convert observations to Measurement Sets, oldest first.
+
+    IDs as arguments or on stdin; --all (or no stdin at all) for every pending one.
+    """
+    from contimg.steps.convert import STEP, convert_one  # here: TAB completion stays fast
+
     subjects = items_from(observations)
     with progress_reporter(app) as progress:
-        run_and_render(app, STEP, convert_one, subjects, limit, progress=progress)
+        outcomes = run_and_render(app, STEP, convert_one, subjects, limit, progress=progress,
+                                  show=False)
+    render(app, outcomes, "nothing to convert")   # after the bar is gone, never into it

@@ -6,7 +6,6 @@ import click
 
 from contimg.cli.common import App, items_from, json_option, pass_app, with_override
 from contimg.cli.stepcmd import run_and_render
-from contimg.steps.image import STEP, image_one
 
 
 @click.command("image")
@@ -21,4 +20,6 @@ from contimg.steps.image import STEP, image_one
 @pass_app
 def command(app: App, observations: tuple[str, ...], limit: int | None) -> None:
     """Image calibrated observations (IDs as arguments or on stdin; --all: every pending one)."""
+    from contimg.steps.image import STEP, image_one  # here: TAB completion stays fast
+
     run_and_render(app, STEP, image_one, items_from(observations), limit, casa=True)

@@ -20,7 +20,51 @@ from contimg.state.db import StateError, StateLocked, is_lock_error, locked_mess
 TAKES_ALL = ("convert", "calibrate", "image", "mosaic", "publish")
 
 
+# name -> (module, one-line summary for TAB completion without importing the module)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("contimg.cli.init_cmd", "Create the state directory"),
+    "status": ("contimg.cli.status", "Counts per step and state, failures, stuck items"),
+    "list": ("contimg.cli.list_cmd", "Observation, mosaic, product IDs, one per line"),
+    "retry": ("contimg.cli.retry", "Reset failed/dead jobs to pending"),
+    "redo": ("contimg.cli.redo", "Do a step again for named observations"),
+    "config": ("contimg.cli.config_cmd", "Effective configuration and its sources"),
+    "simulate": ("contimg.cli.simulate", "Write simulated subband files"),
+    "ingest": ("contimg.cli.ingest", "Register subband files, queue observations"),
+    "convert": ("contimg.cli.convert", "Subband files -> Measurement Sets"),
+    "calibrate": ("contimg.cli.calibrate", "Solve on calibrator transits and apply"),
+    "image": ("contimg.cli.image", "Primary-beam-corrected images"),
+    "mosaic": ("contimg.cli.mosaic", "Form groups of images and combine them"),
+    "publish": ("contimg.cli.publish", "Move QA-passed products into products/"),
+    "watch": ("contimg.cli.watch", "Run every step continuously"),
+    "prune": ("contimg.cli.prune", "Remove MSs whose mosaics are all published"),
+}
+
+
 class ContimgGroup(click.Group):
+    """Subcommands are imported when used: TAB completion and `contimg status` never
+    import CASA, astropy or pyuvdata (a TAB must answer at once)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        if name not in self.commands:
+            import importlib
+
+            cmd = importlib.import_module(COMMANDS[name][0]).command
+            _decorate(cmd)
+            self.commands[name] = cmd
+        return self.commands[name]
+
+    def shell_complete(self, ctx: click.Context, incomplete: str):
+        from click.shell_completion import CompletionItem
+
+        items = [CompletionItem(n, help=h) for n, (_m, h) in COMMANDS.items()
+                 if n.startswith(incomplete)]
+        return items + click.Command.shell_complete(self, ctx, incomplete)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -112,17 +156,19 @@ def _add_global_options(cmd: click.Command) -> None:
             cmd.params.append(opt)
 
 
-def _register() -> None:
-    from contimg.cli import (calibrate, config_cmd, convert, image, ingest, init_cmd, list_cmd,
-                             mosaic, prune, publish, redo, retry, simulate, status, watch)
-
-    for module in (init_cmd, status, list_cmd, retry, redo, config_cmd, simulate, ingest,
-                   convert, calibrate, image, mosaic, publish, watch, prune):
-        cmd = module.command
-        if cmd.name in TAKES_ALL and not any(p.name == "all_pending" for p in cmd.params):
-            all_option(cmd)
-        _add_global_options(cmd)
-        cli.add_command(cmd)
+ID_ARGUMENTS = {"observations": "observation", "items": "observation",
+                "mosaic_ids": "mosaic", "product_ids": "product", "job_ids": "job"}
 
 
-_register()
+def _decorate(cmd: click.Command) -> None:
+    """What every subcommand shares: --all where IDs are taken, the global options, and
+    completion of IDs from the state database."""
+    from contimg.cli.complete import complete_ids
+
+    if cmd.name in TAKES_ALL and not any(p.name == "all_pending" for p in cmd.params):
+        all_option(cmd)
+    for p in cmd.params:
+        if isinstance(p, click.Argument) and p.name in ID_ARGUMENTS and \
+                p._custom_shell_complete is None:
+            p._custom_shell_complete = complete_ids
+    _add_global_options(cmd)

@@ -8,7 +8,6 @@ from contimg.cli.common import (App, emit_json, exit_for, items_from, json_optio
                                 with_override)
 from contimg.cli.stepcmd import run_and_render
 from contimg.state import mosaics
-from contimg.steps.mosaic import STEP, form_groups, mosaic_one
 
 
 @click.command("mosaic")
@@ -28,6 +27,8 @@ from contimg.steps.mosaic import STEP, form_groups, mosaic_one
 def command(app: App, mosaic_ids: tuple[str, ...], limit: int | None, form_only: bool,
             list_only: bool) -> None:
     """Form mosaic groups from imaged observations, then combine pending ones (or the IDs given)."""
+    from contimg.steps.mosaic import STEP, form_groups, mosaic_one  # here: fast TAB completion
+
     if list_only:
         rows = mosaics.list_mosaics(app.db())
         if app.json_output:

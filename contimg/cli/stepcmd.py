@@ -16,8 +16,10 @@ from contimg.steps.runner import DoOne, Outcome, StepContext, make_owner, run_jo
 
 
 def run_and_render(app: App, step: str, do: DoOne, subjects: list[str], limit: int | None,
-                   *, casa: bool = False, progress=None, exit_now: bool = True) -> list[Outcome]:
-    """Run the jobs here and print one line each; exits 1 if any failed (``exit_now``)."""
+                   *, casa: bool = False, progress=None, exit_now: bool = True,
+                   show: bool = True) -> list[Outcome]:
+    """Run the jobs here and print one line each (``show``); exits 1 if any failed
+    (``exit_now``)."""
     cfg = app.config()
     db = app.db()  # open the database before leaving the working directory
     if casa:
@@ -39,7 +41,8 @@ def run_and_render(app: App, step: str, do: DoOne, subjects: list[str], limit: i
         if o.failed:
             _append(logs / f"{o.subject}.log", f"{step} {o.subject} (by hand): {o.status}: "
                     f"{o.message}\n")
-    render(app, outcomes, f"nothing to {step}", exit_now=exit_now)
+    if show:
+        render(app, outcomes, f"nothing to {step}", exit_now=exit_now)
     return outcomes
 
 

@@ -91,6 +91,8 @@ class Watcher:
     # -- main loop -----------------------------------------------------------
     def run(self) -> int:
         self.db = Database(self.cfg.db_path)
+        self._say(f"watch: started (pid {os.getpid()}, state {self.cfg.home}, "
+                  f"{self.opts.workers} worker(s){', once' if self.opts.once else ''})", level=1)
         last_scan = 0.0
         while True:
             self._reap()
