@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,3 +243,20 @@ def test_rfi_mask_for_rows_agrees_with_file_mask():
         t = np.repeat(np.arange(24), a1.size)
         rows = rfi.mask_for_rows(plan, obs, t, np.tile(a1, 24), np.tile(a2, 24), sb * 4 + np.arange(4))
         assert np.array_equal(full, rows)
+
+
+def test_cli_simulate_sky_realistic(tmp_path):
+    import subprocess
+    import sys
+
+    exe = [sys.executable, "-m", "contimg", "--home", str(tmp_path / "h"), "--json", "simulate"]
+    out = subprocess.run(exe + ["--out", str(tmp_path / "in"), "--sky", "realistic", "--nants", "4", "--nchan", "1",
+                                "--flux-floor", "0.02", "--workers", "2"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert len(res["files"]) == 16
+    truth = json.loads(Path(res["manifest"]).read_text())
+    assert truth["options"]["sky"] == "realistic" and truth["sky_model"]["flux_floor_jy"] == 0.02
+    assert (Path(res["manifest"]).parent / truth["reference_catalogue"]["csv"]).is_file()
+    bad = subprocess.run(exe + ["--out", str(tmp_path / "x"), "--sky", "fancy"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "fancy" in bad.stderr
