@@ -128,7 +128,7 @@ def match(src: dict, others: list[dict], tol_arcsec: float = 20.0) -> dict | Non
 
 def render(out: dict) -> None:
     names = list(out)
-    print(f"{'':<22}" + "".join(f"{n:>14}" for n in names) + ("   ratio" if len(names) == 2 else ""))
+    print(f"{'':<22}" + "".join(f"{n:>14}" for n in names) + (f"   {names[1]}/{names[0]}" if len(names) == 2 else ""))
     for key, label, fmt in (("wall_s", "wall (s)", "{:14.1f}"), ("cpu_s", "cpu (s)", "{:14.1f}"),
                             ("peak_rss_mb", "peak RSS (MB)", "{:14.0f}"),
                             ("residual_rms_jy", "residual rms (mJy)", "{:14.3f}")):
@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=HERE / ".cache")
     ap.add_argument("--nants", type=int, default=96)
     ap.add_argument("--nchan", type=int, default=48)
-    ap.add_argument("--backends", default="tclean,ducc", help="comma-separated, first is the reference")
+    ap.add_argument("--backends", default="ducc,tclean",
+                    help="comma-separated; ratios are second / first, sources matched to the first's")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--imsize", type=int, default=None)
     ap.add_argument("--cell", type=float, default=None, help="cell in arcsec")

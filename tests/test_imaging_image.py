@@ -42,25 +42,34 @@ OPTS = {"ducc": {"cell_arcsec": 8.0, "backend": "ducc"},
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    """One observation imaged by each backend (each in its own output directory)."""
+def observation(tmp_path_factory):
+    """One simulated observation; each backend images it on first use (own output dir)."""
     base = tmp_path_factory.mktemp("imaging")
     info, manifest = simulate_and_convert(base / "obs", nants=NANTS, nchan=NCHAN)
-    runs = {}
-    for backend in BACKENDS:
+    return {"base": base, "info": info, "manifest": manifest, "runs": {}}
+
+
+def _imaged(obs: dict, backend: str) -> dict:
+    if backend not in obs["runs"]:
+        base, info = obs["base"], obs["info"]
         out = base / f"images_{backend}"
         # leftovers of a crashed attempt (its process, pid 2**22 + 1, cannot exist) must go
         stale = base / f".images_{backend}.obs.imaging-{2**22 + 1}-deadbeef"
         (stale / "work").mkdir(parents=True)
         res = image_in_child(base / "state", info.path, out, "obs", OPTS[backend], image_kwargs(info))
-        runs[backend] = {"base": base, "info": info, "manifest": manifest, "out": out, "res": res,
-                         "stale": stale, "backend": backend}
-    return runs
+        obs["runs"][backend] = {"base": base, "info": info, "manifest": obs["manifest"], "out": out,
+                                "res": res, "stale": stale, "backend": backend}
+    return obs["runs"][backend]
 
 
 @pytest.fixture(params=BACKENDS)
-def imaged(images, request):
-    return images[request.param]
+def imaged(observation, request):
+    return _imaged(observation, request.param)
+
+
+@pytest.fixture
+def images(observation):
+    return {b: _imaged(observation, b) for b in BACKENDS}
 
 
 def _truth_at(src: dict, freq_hz: float) -> float:

@@ -3,8 +3,8 @@ tclean) makes the restored image and residual with the w-term handled -> effecti
 primary beam -> pb-corrected image, noise, sources, quicklook (issue 6, M1; issue 14).
 
 CASA runs in the calling process through contimg.casa (the caller gives each job its
-own process; both backends read the MS with casatools); python-casacore is never
-imported here.  See docs/imaging.md.
+own process; the ducc backend reads visibilities in a child process, visread.py);
+python-casacore is never imported here.  See docs/imaging.md.
 """
 
 from __future__ import annotations
@@ -131,8 +131,8 @@ def image_ms(ms: Path, out_dir: Path, name: str, opts: ImageOptions | None = Non
         else:
             from .engine_ducc import ducc_images
 
-            hdr, img, res, deconv = ducc_images(tools, ms, column, summary, cell, imsize, chanbin,
-                                                plane, opts, stage_done)
+            hdr, img, res, deconv = ducc_images(ms, column, summary, cell, imsize, chanbin,
+                                                plane, opts, work, stage_done)
             shutil.rmtree(work, ignore_errors=True)
         t = clock[0]
         fix_observatory(hdr)

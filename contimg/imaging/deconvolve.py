@@ -101,11 +101,16 @@ def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: i
           threads: int) -> dict:
     """Deconvolve; returns MFS restored/residual/model images, beam, per-cycle timings.
 
-    data: uvw, vis, freqs, iw (imaging weights, 0 = flagged) from visread + briggs_weights.
+    data: uvw, vis, freqs, iw (imaging weights, 0 = flagged) from visread + briggs_weights;
+    vis and iw are taken out of it (re-stored per sub-band).
     """
     import radler as rd
 
-    uvw, vis, freqs, iw = data["uvw"], data["vis"], data["freqs"], data["iw"]
+    uvw, freqs = data["uvw"], data["freqs"]
+    # contiguous per-sub-band copies (ducc0 is slow on strided input); the originals go
+    vis = [np.ascontiguousarray(data["vis"][:, b]) for b in bands]
+    iw = [np.ascontiguousarray(data["iw"][:, b]) for b in bands]
+    del data["vis"], data["iw"]
     nb = len(bands)
     ny, nx = shape
     psf = np.zeros((nb, ny, nx), np.float32)
@@ -114,11 +119,10 @@ def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: i
     norm = np.zeros(nb)
     t0 = time.monotonic()
     for i, b in enumerate(bands):
-        one = np.ones_like(vis[:, b])
-        p = gridder.grid(uvw, freqs[b], one, iw[:, b], shape, cell_rad, threads)
+        p = gridder.grid(uvw, freqs[b], np.ones_like(vis[i]), iw[i], shape, cell_rad, threads)
         norm[i] = p[ny // 2, nx // 2]
         psf[i] = p / norm[i]
-        res[i] = gridder.grid(uvw, freqs[b], vis[:, b], iw[:, b], shape, cell_rad, threads) / norm[i]
+        res[i] = gridder.grid(uvw, freqs[b], vis[i], iw[i], shape, cell_rad, threads) / norm[i]
     t_psf = time.monotonic() - t0
     wsum = norm / norm.sum()
     psf_mfs = np.tensordot(wsum, psf, axes=1)
@@ -135,8 +139,8 @@ def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: i
         t2 = time.monotonic()
         for i, b in enumerate(bands):  # full re-prediction: residual = grid(V - degrid(model))
             mv = gridder.degrid(uvw, freqs[b], model[i], cell_rad, threads)
-            mv = vis[:, b] - mv
-            res[i] = gridder.grid(uvw, freqs[b], mv, iw[:, b], shape, cell_rad, threads) / norm[i]
+            np.subtract(vis[i], mv, out=mv)
+            res[i] = gridder.grid(uvw, freqs[b], mv, iw[i], shape, cell_rad, threads) / norm[i]
         del mv
         k += 1
         cycles.append({"minor_s": round(t2 - t1, 2), "major_s": round(time.monotonic() - t2, 2),

@@ -58,8 +58,8 @@ def header(summary: dict, cell: float, shape, freqs: np.ndarray, beam, plane: di
     return h
 
 
-def ducc_images(tools, ms: Path, column: str, summary: dict, cell: float, imsize: list[int],
-                chanbin: int, plane: dict, opts: ImageOptions, lap) -> tuple:
+def ducc_images(ms: Path, column: str, summary: dict, cell: float, imsize: list[int],
+                chanbin: int, plane: dict, opts: ImageOptions, work: Path, lap) -> tuple:
     """(4-D header, restored image, residual, deconvolution info).  ``lap(key)`` times a stage."""
     if opts.gridder == "wproject":
         raise ImagingError("gridder 'wproject' is tclean's: use image.backend = tclean for it")
@@ -68,7 +68,7 @@ def ducc_images(tools, ms: Path, column: str, summary: dict, cell: float, imsize
         raise ImagingError(f"image size {imsize} must be even and >= 32 pixels for the ducc gridder")
     cell_rad = np.radians(cell / 3600.0)
     nthreads = threads()
-    data = visread.read_stokes_i(tools, ms, column, chanbin)
+    data = visread.read_stokes_i(ms, column, chanbin, work)
     lap("read")
     data["iw"] = gridder.briggs_weights(data["uvw"], data["freqs"], data.pop("weight"), opts.robust,
                                         shape, cell_rad)

@@ -17,6 +17,7 @@ import numpy as np
 
 C_M_S = 299792458.0
 EPSILON = 1e-4  # gridding accuracy: well below the thermal noise of one observation
+CHAN_CHUNK = 16  # channels per weighting pass: temporaries ~ rows x 16 x 8 bytes x a few
 
 
 def briggs_weights(uvw: np.ndarray, freqs: np.ndarray, weight: np.ndarray, robust: float,
@@ -24,27 +25,28 @@ def briggs_weights(uvw: np.ndarray, freqs: np.ndarray, weight: np.ndarray, robus
     """Briggs imaging weights (CASA's 'briggs'): w / (1 + W_k f^2) with W_k the summed
     natural weight in the uv cell of the image grid (cell 1/(N cell) wavelengths, each
     visibility and its Hermitian mirror counted) and f^2 = (5 * 10^-R)^2 / (sum W^2 / sum w).
-    Done channel by channel to keep the temporaries to one channel's rows."""
+    Done over chunks of channels to bound the temporaries."""
     ny, nx = shape
     grid = np.zeros(nx * ny)
-    for c, f in enumerate(freqs):  # pass 1: cell sums (visibility and its mirror)
-        k1, k2, ok = _cells(uvw, f, shape, cell_rad)
-        w = np.where(ok, weight[:, c], 0.0)
-        grid += np.bincount(k1, w, nx * ny) + np.bincount(k2, w, nx * ny)
+    chunks = [slice(a, min(a + CHAN_CHUNK, freqs.size)) for a in range(0, freqs.size, CHAN_CHUNK)]
+    for c in chunks:  # pass 1: cell sums (visibility and its mirror), one bincount per chunk
+        k1, k2, ok = _cells(uvw, freqs[c], shape, cell_rad)
+        w = np.where(ok, weight[:, c], 0.0).ravel()
+        grid += np.bincount(np.concatenate([k1.ravel(), k2.ravel()]), np.concatenate([w, w]), nx * ny)
     total = 2 * float(weight.sum())
     f2 = (5 * 10 ** (-robust)) ** 2 / (float(np.sum(grid**2)) / total) if total > 0 else 0.0
     out = np.empty_like(weight)
-    for c, f in enumerate(freqs):  # pass 2: the weights
-        k1, _, ok = _cells(uvw, f, shape, cell_rad)
+    for c in chunks:  # pass 2: the weights
+        k1, _, ok = _cells(uvw, freqs[c], shape, cell_rad)
         out[:, c] = np.where(ok, weight[:, c] / (1.0 + grid[k1] * f2), 0.0)
     return out
 
 
-def _cells(uvw, f: float, shape, cell_rad: float):
-    """Flat indices on the (ny, nx) uv grid of each row's (u, v) and of its mirror (-u, -v)."""
+def _cells(uvw, f: np.ndarray, shape, cell_rad: float):
+    """Flat indices (rows, chans) on the (ny, nx) uv grid of each (u, v) and its mirror (-u, -v)."""
     ny, nx = shape
-    iu = np.rint(uvw[:, 0] * (f / C_M_S) * nx * cell_rad).astype(np.int64)
-    iv = np.rint(uvw[:, 1] * (f / C_M_S) * ny * cell_rad).astype(np.int64)
+    iu = np.rint(uvw[:, 0:1] * (f[None, :] / C_M_S) * nx * cell_rad).astype(np.int64)
+    iv = np.rint(uvw[:, 1:2] * (f[None, :] / C_M_S) * ny * cell_rad).astype(np.int64)
     ok = (np.abs(iu) < nx // 2) & (np.abs(iv) < ny // 2)
     k1 = np.where(ok, (iv + ny // 2) * nx + iu + nx // 2, 0)
     k2 = np.where(ok, (-iv + ny // 2) * nx - iu + nx // 2, 0)
