@@ -325,3 +325,12 @@ def test_item10_hand_run_failures_are_written_to_the_job_log(cli) -> None:
     assert res.returncode == 1
     log = cli.home / "logs" / "jobs" / "convert" / f"{OBS}.log"
     assert "no registered subband files" in log.read_text()
+
+
+def test_item10_hand_run_casa_steps_say_what_they_are_doing(cli) -> None:
+    db = Database(cli.home / "state.sqlite3")
+    jobs.enqueue(db, "image", OBS, 60841.1)
+    res = run(cli.home, "image", OBS)
+    assert res.returncode == 1
+    assert f"image: {OBS} ..." in res.stderr.splitlines()[0]
+    assert "Traceback" not in res.stderr
