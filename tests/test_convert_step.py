@@ -100,6 +100,32 @@ def test_c1_too_few_inputs_left_fail_naming_them_and_nothing_is_registered(cli) 
         "nothing is quarantined by a conversion that did not happen"
 
 
+def test_item15_too_few_good_subbands_fail_then_retry_goes_on_from_the_good_ones(cli) -> None:
+    """Five subbands spoiled after ingest leave 11 < 12: the job fails, naming them, and
+    quarantines nothing.  The operator restores one; `retry` then `convert` make the MS
+    from the 12 good ones and quarantine the other four."""
+    res, out = _ready(cli, observations=1)
+    obs = out["observations"][0]["id"]
+    bad = sorted((cli.home / "incoming").glob("*_sb0[2-6].hdf5"))
+    good_bytes = bad[0].read_bytes()
+    for p in bad:
+        p.write_bytes(p.read_bytes()[:4000])
+    first = cli("convert")
+    assert first.exit_code == 1 and "fewer than 12" in first.stdout, first.stdout
+    assert bad[0].name in first.stdout
+    assert _db(cli).query("SELECT COUNT(*) AS n FROM measurement_sets")[0]["n"] == 0
+    assert not [q for q in cli.json("status")["quarantined"] if q["status"] == "quarantined"]
+    bad[0].write_bytes(good_bytes)
+    assert cli("retry", obs).exit_code == 0
+    done = cli("convert", obs)
+    assert done.exit_code == 0 and "4 file(s) quarantined" in done.stdout, done.stdout
+    sbs = json.loads(_db(cli).query("SELECT subbands FROM measurement_sets")[0]["subbands"])
+    assert sbs == [s for s in range(16) if s not in (3, 4, 5, 6)]
+    q = [x for x in cli.json("status")["quarantined"] if x["status"] == "quarantined"]
+    assert sorted(x["path"] for x in q) == [str(p) for p in bad[1:]]
+    assert all("at convert" in x["error"] for x in q)
+
+
 def _wait_for(predicate, timeout: float) -> bool:
     end = time.time() + timeout
     while time.time() < end:

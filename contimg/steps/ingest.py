@@ -137,6 +137,9 @@ def _consider(cfg: Config, db: Database, cand: Candidate, report: IngestReport,
             report.ignored.append((shown, f"cannot stat: {exc.strerror}"))
         return
     sb, mjd = (parsed[1], parsed[0]) if parsed else (None, None)
+    if stat.S_ISREG(st.st_mode) and (now or time.time()) - st.st_mtime < cfg.ingest_settle_s:
+        report.ignored.append((shown, "still being written (modified moments ago)"))
+        return  # judged once complete, so a growing file is not recorded at every scan
     if problem is not None:
         _quarantine(db, shown, st, f"{problem}; rename it to YYYY-MM-DDTHH:MM:SS_sbNN.hdf5 and "
                     "rescan", sb, mjd, report)
@@ -154,9 +157,6 @@ def _consider(cfg: Config, db: Database, cand: Candidate, report: IngestReport,
         _quarantine(db, shown, st, refused, sb, mjd, report)
         return
     path = path.resolve()
-    if (now or time.time()) - st.st_mtime < cfg.ingest_settle_s:
-        report.ignored.append((str(path), "still being written (modified moments ago)"))
-        return
     known = state.known_file(db, str(path))
     if known and known["size"] == st.st_size and known["mtime"] == st.st_mtime:
         report.unchanged += 1
