@@ -173,3 +173,26 @@ def test_i3_ingest_reads_paths_from_stdin(cli) -> None:
     out = cli("ingest", "--json", "--stdin", input=listing)
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["observations"][0]["nsubbands"] == 8
+
+
+def test_item15_group_with_a_quarantined_subband_is_queued_without_waiting(cli) -> None:
+    """Every subband is on disk, one is quarantined for good (another telescope's file under
+    sb07's name): waiting 15 minutes for it cannot help, so the group is queued at once and
+    converts from the other 15.  A truncated file may still be being copied: that one waits."""
+    import h5py
+    import numpy as np
+
+    inc = cli.home / "incoming"
+    sim(inc, observations=2, truncate=[(1, 3)])
+    bad = sorted(inc.glob("*_sb07.hdf5"))[0]
+    with h5py.File(bad, "r+") as f:
+        del f["Header/telescope_name"]
+        f["Header/telescope_name"] = np.bytes_("VLA")
+    age(list(inc.iterdir()))
+    out = cli.json("ingest")  # the default 900 s wait for missing subbands
+    states = {o["id"]: (o["nsubbands"], o["state"], o["reason"]) for o in out["observations"]}
+    first, second = sorted(states)
+    assert states[first][:2] == (15, "queued") and "sb07 quarantined" in states[first][2]
+    assert states[second][:2] == (15, "collecting"), "a truncated file may still be arriving"
+    done = cli("convert")
+    assert done.exit_code == 0 and "sb 07 flagged" in done.stdout, done.output

@@ -189,6 +189,25 @@ def quarantine_at_convert_in(conn: sqlite3.Connection, obs_id: str,
             (obs_id, f"{len(rejected)} subband file(s) quarantined at convert", obs_id))
 
 
+# Quarantine reasons that may only mean "still being copied": such a subband may yet come.
+MAY_STILL_ARRIVE = ("unreadable or truncated", "not readable")
+
+
+def quarantined_subbands(db: Database, obs_id: str, obs_mjd: float,
+                         tolerance_days: float) -> dict[int, str]:
+    """Subbands of this observation present on disk but quarantined for good (a file that
+    opened as complete HDF5 and failed a check): waiting longer will not bring them.
+    Matched by observation, or by the file name's timestamp for files refused before
+    they could be grouped."""
+    rows = db.conn.execute(
+        "SELECT subband, path, error FROM subband_files WHERE status = 'quarantined' AND"
+        " subband IS NOT NULL AND (observation_id = ? OR (observation_id IS NULL AND"
+        " abs(name_mjd - ?) <= ?)) ORDER BY subband",
+        (obs_id, obs_mjd, tolerance_days)).fetchall()
+    return {r["subband"]: r["path"] for r in rows
+            if not (r["error"] or "").startswith(MAY_STILL_ARRIVE)}
+
+
 def late_subbands(db: Database, obs_ids: tuple[str, ...] = ()) -> list[dict]:
     """Registered files whose observation's MS was made without them (item 16)."""
     sql = ("SELECT f.path, f.subband, f.observation_id, ms.subbands AS ms_subbands"

@@ -215,9 +215,18 @@ def finalise_groups(cfg: Config, db: Database, report: IngestReport, *, now: flo
             if state.queue_observation(db, obs["id"], None, max_attempts=cfg.jobs_max_attempts):
                 report.queued.append(obs["id"])
             continue
+        listing = ",".join(f"sb{sb:02d}" for sb in missing)
+        bad = state.quarantined_subbands(db, obs["id"], obs["obs_mjd"],
+                                         cfg.ingest_group_tolerance_s / 86400)
+        if all(sb in bad for sb in missing) and len(have) >= cfg.ingest_min_subbands:
+            # item 15: every subband is here, some quarantined: waiting will not help
+            reason = (f"{len(have)} of {full} subbands; {listing} quarantined (see 'contimg "
+                      "status') and flagged")
+            if state.queue_observation(db, obs["id"], reason, max_attempts=cfg.jobs_max_attempts):
+                report.queued.append(obs["id"])
+            continue
         if waited < cfg.ingest_incomplete_wait_s:
             continue
-        listing = ",".join(f"sb{sb:02d}" for sb in missing)
         if len(have) >= cfg.ingest_min_subbands:
             reason = f"{len(have)} of {full} subbands after waiting {waited:.0f} s; {listing} flagged"
             if state.queue_observation(db, obs["id"], reason, max_attempts=cfg.jobs_max_attempts):
