@@ -3,6 +3,7 @@ read (simulated: the tests run as root, whom permissions do not stop)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 
@@ -94,3 +95,20 @@ def test_unreadable_file_quarantined_with_reason_simulated(cli, valid, monkeypat
     assert res.exit_code == 0, res.output
     q = cli.json("status")["quarantined"]
     assert [x["path"] for x in q] == [str(victim)] and "not readable" in q[0]["error"]
+
+
+def test_item22_symlink_out_of_incoming_refused_unless_configured(cli, valid, tmp_path) -> None:
+    inc = cli.home / "incoming"
+    outside = tmp_path / "elsewhere"
+    target = place(valid[4], outside)
+    for p in valid.values():
+        if p != valid[4]:
+            place(p, inc)
+    link = inc / target.name
+    os.symlink(target, link)
+    out = cli.json("ingest")
+    assert [(p, "symlink to" in e) for p, e in out["quarantined"]] == [(str(link), True)]
+    assert "follow_symlinks" in out["quarantined"][0][1]
+    res = cli("ingest", "--json", env={"CONTIMG_INGEST_FOLLOW_SYMLINKS": "true"})
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["observations"][0]["nsubbands"] == 16
