@@ -59,7 +59,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("jobs", "backoff_max_s", float, 3600.0, "longest retry delay"),
     Option("jobs", "lease_s", float, 900.0, "a claimed job is taken over by another worker after this", lo_open=True),
     Option("disk", "reserve_gb", float, 2.0, "convert, calibrate, image and mosaic wait (deferred, shown in status) while staging would keep less free space than this after the job"),
-    Option("disk", "recheck_s", float, 300.0, "how often a job waiting for disk space is rechecked", lo_open=True),
+    Option("disk", "recheck_s", float, 300.0, "how often a job waiting for disk space is rechecked"),
     Option("disk", "prune", bool, True, "watch removes Measurement Sets whose mosaics are all published (false: never; subband files are always kept)"),
     Option("disk", "keep_ms_h", float, 24.0, "how long after the last of its mosaics was published a Measurement Set is kept"),
     Option("convert", "nsubbands", int, 16, "subbands per observation", lo=1, hi=1024),
@@ -68,7 +68,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("calibrate", "gain_valid_h", float, 1.0, "gain solutions apply this many hours either side of the transit"),
     Option("calibrate", "max_offset_deg", float, 2.0, "calibrators within this many degrees of the pointing declination"),
     Option("calibrate", "min_beam_jy", float, 5.0, "a calibrator needs at least this beam-weighted flux density (lower it where no bright calibrator transits)"),
-    Option("calibrate", "recheck_s", float, 600.0, "how often an observation waiting for a solution is rechecked", lo_open=True),
+    Option("calibrate", "recheck_s", float, 600.0, "how often an observation waiting for a solution is rechecked"),
     Option("image", "robust", float, 0.0, "Briggs robust parameter (-2 uniform-like .. 2 natural-like)", lo=-2.0, hi=2.0),
     Option("image", "backend", str, "ducc", "imaging engine: ducc (ducc0 2-D gridder + radler, fast and deep) or tclean (CASA, the reference)", choices=("ducc", "tclean")),
     Option("image", "niter", int, 0, "maximum CLEAN iterations (0: the backend's default, tclean 1000, ducc 100000 as a guard only)", hi=10**9),
@@ -85,7 +85,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("mosaic", "warn_span_s", float, 3000.0, "a group spanning longer than this is formed with a warning"),
     Option("mosaic", "max_noise_jy", float, 0.01, "QA: the mosaic's median noise must be below this"),
     Option("mosaic", "min_dynamic_range", float, 20.0, "QA: peak over noise must reach this"),
-    Option("publish", "stale_after_h", float, 24.0, "status flags products staged longer than this", lo_open=True),
+    Option("publish", "stale_after_h", float, 24.0, "status flags products staged longer than this"),
 )
 
 OPTION_BY_KEY = {o.key: o for o in OPTIONS}

@@ -28,6 +28,12 @@ def _job_ids(db, raw: list[str], step: str | None, dead_only: bool) -> list[int]
         by_subject = {}
         for j in jobs.list_jobs(db, step=step, states=states):
             by_subject.setdefault(j.subject, []).append(j.id)
+        known = {j.subject for j in jobs.list_jobs(db, step=step)}
+        unknown = [x for x in subjects if x not in known]
+        if unknown:
+            fail_usage(f"no {step + ' ' if step else ''}job for {', '.join(unknown[:3])}"
+                       f"{' ...' if len(unknown) > 3 else ''}: give job IDs or the observation, "
+                       "mosaic or product IDs 'contimg status' prints")
         for s in subjects:
             if s not in by_subject:
                 click.echo(f"{s}: no failed{'' if dead_only else ' or dead'} "
