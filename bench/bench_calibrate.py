@@ -1,6 +1,14 @@
-"""Benchmark: contimg.calib.solve + apply on one observation with the full channel count.
+"""Benchmark: flagging, calibrator solve and apply, new path beside the old one, in one run.
 
-Usage:  python bench/bench_calibrate.py [--cache DIR] [--nants 48] [--nchan 48]
+Usage:  python bench/bench_calibrate.py [--cache DIR] [--nants 96] [--nchan 48] [--json]
+
+New path: RFI flagging (AOFlagger, default settings) + the fast solve (one streamed
+model-weighted average, numpy StEFCal, CASA tables) + applycal.  Old path: no
+flagging, MODEL_DATA on the full MS + CASA gaincal/bandpass/gaincal + applycal.
+The new path also runs the per-observation phase calibration (catalogue sources
+in the beam as the sky model, 60 s solutions, applied last); the old path had
+neither flagging nor phase calibration (null).  --json prints {solve_s,
+phasecal_s, flag_s, apply_s, peak_rss_mb, old: {...}}.
 
 Simulates (once, cached) one observation with 3C286 at transit, default noise,
 gains and bandpasses; builds its MS; then, each in its own child process so that
@@ -55,14 +63,28 @@ def child(mode: str, ms: Path, state: Path, out: Path) -> dict:
     casa.start(state)
     casa.tasks()  # import cost is not part of the figures
     t0 = time.monotonic()
-    if mode == "solve":
+    if mode in ("solve", "solve_old"):
         model = calib.sources_in_beam(ms, load_calibrators(compact_only=True), 0.01)
         t_sel = time.monotonic() - t0
-        res = calib.solve(ms, out, "bench", model, calib.SolveOptions())
+        name = "bench" if mode == "solve" else "bench_old"
+        res = calib.solve(ms, out, name, model, calib.SolveOptions(average=mode == "solve"))
         fig = {"select_sources_s": round(t_sel, 2), "timings_s": res.params["timings_s"],
                "refant": res.refant, "quality": res.quality, "model": [s.name for s in model]}
+    elif mode == "phasecal":
+        from contimg.calib.phasecal import solve_phase
+
+        model = calib.sources_in_beam(ms, load_calibrators(compact_only=True), 0.02)[:12]
+        applied = [calib.final_paths(out, "bench")[k] for k in ("bandpass", "gain")]
+        fig = solve_phase(ms, out / "bench.pcal", model, applied, refants=calib.DEFAULT_REFANTS)
+    elif mode == "flag":
+        from contimg.calib import flagging
+
+        fig = flagging.flag(ms, "aoflagger")
     else:
-        tables = [calib.final_paths(out, "bench")[k] for k in ("bandpass", "gain")]
+        name = "bench" if mode == "apply" else "bench_old"
+        tables = [calib.final_paths(out, name)[k] for k in ("bandpass", "gain")]
+        if mode == "apply" and (out / "bench.pcal").is_dir():
+            tables.append(out / "bench.pcal")
         fig = calib.apply(ms, tables)
     fig["elapsed_s"] = round(time.monotonic() - t0, 2)
     fig["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
@@ -72,9 +94,11 @@ def child(mode: str, ms: Path, state: Path, out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/contimg-bench-calibrate"))
-    ap.add_argument("--nants", type=int, default=48)
+    ap.add_argument("--nants", type=int, default=96)
+    ap.add_argument("--json", action="store_true", help="print one JSON object of the headline figures")
     ap.add_argument("--nchan", type=int, default=48, help="channels per subband (x 16)")
-    ap.add_argument("--child", choices=("solve", "apply"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=("solve", "solve_old", "flag", "phasecal", "apply", "apply_old"),
+                    help=argparse.SUPPRESS)
     ap.add_argument("--ms", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     state, out = args.cache / "state", args.cache / "caltables"
@@ -89,15 +113,33 @@ def main() -> None:
     ms = Path([ln for ln in proc.stdout.splitlines() if ln.startswith("MS=")][-1][3:])
     size_mb = sum(f.stat().st_size for f in ms.rglob("*") if f.is_file()) / 2**20
     report = {"nants": args.nants, "nchan_total": 16 * args.nchan, "ms_mb_before": round(size_mb)}
-    for mode in ("solve", "apply"):
-        p = subprocess.run([sys.executable, __file__, "--cache", str(args.cache), "--child", mode,
-                            "--ms", str(ms)], capture_output=True, text=True, cwd=args.cache, check=False)
-        if p.returncode:
-            sys.exit(f"{mode} failed:\n{p.stderr[-3000:]}")
-        report[mode] = json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("RESULT=")][-1][7:])
-    report["ms_mb_after"] = round(sum(f.stat().st_size for f in ms.rglob("*") if f.is_file()) / 2**20)
+    # the old path first, on an unflagged copy; then the new one (flagging changes the MS)
+    work = args.cache / "work.ms"
+    for label, modes in (("old", ("solve_old", "apply_old")), ("new", ("flag", "solve", "phasecal", "apply"))):
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(ms, work)
+        for mode in modes:
+            p = subprocess.run([sys.executable, __file__, "--cache", str(args.cache), "--child", mode,
+                                "--ms", str(work)], capture_output=True, text=True, cwd=args.cache, check=False)
+            if p.returncode:
+                sys.exit(f"{mode} failed:\n{p.stderr[-3000:]}")
+            report[mode] = json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("RESULT=")][-1][7:])
+        report[f"ms_mb_after_{label}"] = round(sum(f.stat().st_size for f in work.rglob("*") if f.is_file()) / 2**20)
+    shutil.rmtree(work, ignore_errors=True)
+    r = report
+    headline = {"solve_s": r["solve"]["elapsed_s"], "phasecal_s": r["phasecal"]["elapsed_s"], "flag_s": r["flag"]["elapsed_s"],
+                "apply_s": r["apply"]["elapsed_s"],
+                "peak_rss_mb": max(r[m]["peak_rss_mb"] for m in ("flag", "solve", "phasecal", "apply")),
+                "old": {"solve_s": r["solve_old"]["elapsed_s"], "phasecal_s": None, "flag_s": None,
+                        "apply_s": r["apply_old"]["elapsed_s"],
+                        "peak_rss_mb": max(r[m]["peak_rss_mb"] for m in ("solve_old", "apply_old"))}}
+    if args.json:
+        print(json.dumps(headline))
+        return
     print(json.dumps(report, indent=1))
-
-
-if __name__ == "__main__":
-    main()
+    print(f"\n{'':12s}{'old':>10s}{'new':>10s}{'ratio':>8s}")
+    for k in ("solve_s", "phasecal_s", "flag_s", "apply_s", "peak_rss_mb"):
+        o, n = headline["old"][k], headline[k]
+        ratio = f"{o / n:.1f}x" if o and n else "-"
+        print(f"{k:12s}{o if o is not None else '-':>10}{n:>10}{ratio:>8s}")
+    print("(old: no flagging and no per-observation phase calibration existed)")

@@ -247,3 +247,119 @@ def model_with_moved_centre(state: str, ms: str, shift_deg: float) -> dict:
     except calib.CalibError as exc:
         return {"error": type(exc).__name__, "message": str(exc)}
     return {"ok": True}
+
+
+def rfi_truth_rows(plan: dict, tidx: np.ndarray, a1: np.ndarray, a2: np.ndarray, nchan_ms: int,
+                   obs: int = 0) -> np.ndarray:
+    """The simulator's RFI truth mask in MS layout: (nrow, nchan) booleans, MS channels ascending.
+
+    File channel index i (sb00 first, frequencies descending) is MS channel nchan-1-i;
+    MS antenna IDs are 0-based station numbers, as in the plan.
+    """
+    m = np.zeros((a1.size, nchan_ms), bool)
+    for c in plan["channels"]:
+        m[:, nchan_ms - 1 - c] = True
+    for b in plan["bursts"]:
+        if b["obs"] != obs:
+            continue
+        rows = (tidx >= b["t_first"]) & (tidx <= b["t_last"])
+        lo, hi = nchan_ms - 1 - b["chan_last"], nchan_ms - 1 - b["chan_first"]
+        m[np.ix_(rows, np.arange(lo, hi + 1))] = True
+    dead = np.isin(a1, plan["antennas"]) | np.isin(a2, plan["antennas"])
+    for p, q in plan["baselines"]:
+        dead |= ((a1 == p) & (a2 == q)) | ((a1 == q) & (a2 == p))
+    m[dead & (a1 != a2)] = True
+    return m
+
+
+def flag_vs_truth(state: str, ms: str, manifest: str, engine: str, strategy: str = "generic-default") -> dict:
+    """Copy ``ms``, flag the copy with ``engine``, score against the RFI truth (cross-correlations)."""
+    import shutil
+
+    casa = _casa(state)
+    from contimg.calib import flagging
+
+    work = Path(state) / f"flag_{engine}.ms"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(ms, work)
+    fig = flagging.flag(work, engine, strategy=strategy)
+    tb = casa.tools().table()
+    tb.open(str(work))
+    a1, a2, t = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2"), tb.getcol("TIME")
+    flag = tb.getcol("FLAG").any(axis=0).T  # (nrow, nchan)
+    tb.close()
+    shutil.rmtree(work, ignore_errors=True)
+    man = _manifest(manifest)
+    truth = rfi_truth_rows(man.get("rfi") or man["instrument"]["rfi"], np.unique(t, return_inverse=True)[1], a1, a2,
+                           flag.shape[1])
+    cross = a1 != a2
+    f, tr = flag[cross], truth[cross]
+    plan = man.get("rfi") or man["instrument"]["rfi"]
+    parts = {}
+    for name, sub in (("channels", {**plan, "bursts": [], "antennas": [], "baselines": []}),
+                      ("bursts", {**plan, "channels": [], "antennas": [], "baselines": []}),
+                      ("antennas", {**plan, "channels": [], "bursts": [], "baselines": []}),
+                      ("baselines", {**plan, "channels": [], "bursts": [], "antennas": []})):
+        m = rfi_truth_rows(sub, np.unique(t, return_inverse=True)[1], a1, a2, flag.shape[1])[cross]
+        parts[name] = round(float((f & m).sum() / max(1, m.sum())), 4)
+    return {**fig, "recall_by_kind": parts, "recall": float((f & tr).sum() / max(1, tr.sum())),
+            "clean_flagged": float((f & ~tr).sum() / max(1, (~tr).sum())),
+            "truth_fraction": float(tr.mean())}
+
+
+def pipeline_flags_vs_truth(state: str, ms: str, manifest: str, refants: list[str] | None = None) -> dict:
+    """Flag (aoflagger), solve on the catalogue model (fast path) and apply, on a copy of ``ms``;
+    score the final FLAG (flagger + flagged solutions applied by applycal) against the truth."""
+    import shutil
+
+    casa = _casa(state)
+    from contimg import calib
+    from contimg.calib import flagging
+
+    work = Path(state) / "pipeline_flags.ms"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(ms, work)
+    fl = flagging.flag(work, "aoflagger")
+    from contimg.steps.calibrate import refant_candidates
+
+    opts = calib.SolveOptions(refants=refants or refant_candidates([]))
+    res = calib.solve(work, Path(state) / "pf_cal", "pf", catalogue_model(str(work)), opts)
+    ap = calib.apply(work, [res.tables["bandpass"], res.tables["gain"]])
+    tb = casa.tools().table()
+    tb.open(str(work))
+    a1, a2, t = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2"), tb.getcol("TIME")
+    flag = tb.getcol("FLAG").any(axis=0).T
+    tb.close()
+    shutil.rmtree(work, ignore_errors=True)
+    man = _manifest(manifest)
+    truth = rfi_truth_rows(man.get("rfi") or man["instrument"]["rfi"], np.unique(t, return_inverse=True)[1],
+                           a1, a2, flag.shape[1])
+    cross = a1 != a2
+    f, tr = flag[cross], truth[cross]
+    return {"flag": fl, "apply_flagged": ap["flagged_fraction"], "solve_s": res.params["elapsed_s"],
+            "recall": float((f & tr).sum() / max(1, tr.sum())),
+            "clean_flagged": float((f & ~tr).sum() / max(1, (~tr).sum()))}
+
+
+def gain_amplitudes(state: str, ms: str, out_dir: str, set_name: str, refants: list[str],
+                    calmode: str, write_amplitude: bool) -> dict:
+    """Fast solve with ``gain_calmode``; the gain (and amplitude table) |G| of antennas with data."""
+    casa = _casa(state)
+    from contimg import calib
+    from contimg.calib.tables import read_solutions
+
+    res = calib.solve(Path(ms), Path(out_dir), set_name, catalogue_model(ms),
+                      calib.SolveOptions(refants=refants, gain_calmode=calmode,
+                                         write_amplitude=write_amplitude))
+    tb = casa.tools().table()
+    g = read_solutions(tb, res.tables["gain"])
+    b = read_solutions(tb, res.tables["bandpass"])
+    ok = ~g["flag"][:, :, 0].any(axis=1)
+    out = {"gain_amp": np.abs(g["cparam"][ok, :, 0]).ravel().tolist(),
+           "bandpass_mean_amp": float(np.abs(b["cparam"][ok]).mean()),
+           "amplitude_table": res.params["amplitude_table"]}
+    if res.params["amplitude_table"]:
+        a = read_solutions(tb, Path(res.params["amplitude_table"]))
+        out["acal"] = a["cparam"][ok, :, 0].ravel().tolist()
+        out["acal"] = [[float(np.real(x)), float(np.imag(x))] for x in a["cparam"][ok, :, 0].ravel()]
+    return out

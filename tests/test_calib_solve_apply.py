@@ -212,15 +212,37 @@ def test_k2_reference_antenna_skips_flagged_candidates(const, state, tmp_path):
 
 
 def test_k2_solve_with_missing_central_subbands(tmp_path_factory, state, tmp_path):
-    """Subbands 07 and 08 (the band centre) missing, hence flagged in the MS: the pre-bandpass
-    phase window moves to channels with data, and only the missing channels are flagged."""
+    """Subbands 07 and 08 (the band centre) missing, hence flagged in the MS: only the missing
+    channels are flagged in the bandpass, the gain (over the whole band) is not."""
     data = _build(tmp_path_factory, "gap", [CAL_OBS], sefd_jy=None, gains_vary=False,
                   omit_subbands={str(CAL_OBS): [7, 8]})
     r = child("solve_only", state=state, ms=data["ms"][str(CAL_OBS)], out_dir=str(tmp_path / "cal"),
               set_name="gap", refants=_refants(_names(data)))
     assert "error" not in r, r
-    lo, hi = (int(c) for c in r["params"]["prephase_spw"].split(":")[1].split("~"))
-    missing = set(range(28, 36))  # ascending channels: sb08 -> 28..31, sb07 -> 32..35
-    assert not missing & set(range(lo, hi + 1)), r["params"]["prephase_spw"]
     assert r["quality"]["bandpass"]["flagged_fraction"] == pytest.approx(2 / 16)
     assert r["quality"]["gain"]["flagged_fraction"] == 0.0
+
+
+def test_issue13_non_pb17_calibrator_never_sets_the_amplitude_scale(const, state, tmp_path):
+    """By default only the Perley-Butler 2017 calibrators set gain amplitudes: every other
+    packaged calibrator gets a phase-only gain (|G| = 1 exactly) and no amplitude table; a PB17
+    set's gain carries the amplitudes and its .acal holds exactly |G|."""
+    from contimg.astro.catalog import load_calibrators
+    from contimg.config import load_config
+    from contimg.steps.calibrate import sets_flux_scale
+
+    flux = load_config(home=tmp_path, environ={}).calibrate_flux_calibrators
+    scale = {s.name for s in load_calibrators() if sets_flux_scale(s.name, flux)}
+    assert scale == {"3C286", "3C48", "3C147", "3C138"}
+    assert all(s.ref.startswith("PB17") for s in load_calibrators() if s.name in scale)
+    ms, refs = const["ms"][str(CAL_OBS)], _refants(_names(const))
+    p = child("gain_amplitudes", state=state, ms=ms, out_dir=str(tmp_path / "p"), set_name="p",
+              refants=refs, calmode="p", write_amplitude=False)
+    assert p["amplitude_table"] is None and len(p["gain_amp"]) == 2 * 16
+    assert np.allclose(p["gain_amp"], 1.0, atol=1e-6)
+    assert abs(p["bandpass_mean_amp"] - 1) < 0.05  # the bandpass is normalised, not the scale
+    a = child("gain_amplitudes", state=state, ms=ms, out_dir=str(tmp_path / "a"), set_name="a",
+              refants=refs, calmode="ap", write_amplitude=True)
+    assert np.ptp(a["gain_amp"]) > 0.05  # simulated gains differ by antenna: real amplitudes
+    acal = np.array(a["acal"])
+    assert np.allclose(acal[:, 0], a["gain_amp"], rtol=1e-6) and np.all(acal[:, 1] == 0)

@@ -98,4 +98,63 @@ def test_k3_deleted_table_is_a_clear_retryable_error_then_retry_completes(conver
     assert cli.proc("retry", str(job["id"])).returncode == 0
     done = cli.proc("calibrate", obs[2])
     assert done.returncode == 0 and "\tdone\t" in done.stdout
-    assert calibration.get_application(db, obs[2]) is not None
+    assert calibration.get_application(db, obs[2]) is not None, done.stdout + done.stderr[-2000:]
+
+
+def test_issue13_corrupt_or_missing_catalogue_falls_back_with_warning_in_status(converted, tmp_path, cli) -> None:
+    """sky_model.catalogue unreadable: every observation is still calibrated (bandpass + transit
+    gains), the one-line reason is in the provenance and `contimg status`; flag statistics and
+    the tables applied are recorded per observation."""
+    home = _copy_home(converted[0], tmp_path / "h")
+    cli.home = home
+    bad = tmp_path / "refcat.csv"
+    bad.write_text("ra_deg,dec_deg,flux_jy\n202.78,30.5,not-a-number\n")
+    res = cli.proc("calibrate", "--json", env={"CONTIMG_SKY_MODEL_CATALOGUE": str(bad)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(o["status"] for o in json.loads(res.stdout)) == ["deferred", "done", "done", "done"]
+    db = Database(home / "state.sqlite3")
+    obs = sorted(m["observation_id"] for m in db.conn.execute("SELECT observation_id FROM measurement_sets"))
+    for o in obs:
+        prov = calibration.provenance(db, o)
+        assert prov["sky_model"]["table"] is None and str(bad) in prov["sky_model"]["warning"]
+        assert set(prov["tables"]) == {"bandpass", "gain"}
+        assert prov["tables"]["gain"]["selection"] == "nearest transit"
+        assert prov["flags"]["engine"] == "aoflagger" and 0 <= prov["flags"]["flagged_after"] < 0.2
+    status = cli.json("status")
+    warned = [q for q in status["quarantined"] if q["status"] == "sky-model"]
+    assert sorted(q["path"] for q in warned) == obs and all(str(bad) in q["error"] for q in warned)
+    assert status["rfi_flags"]["observations"] == 3
+    text = cli.proc("status").stdout
+    assert "sky-model" in text and str(bad) in text
+
+    # a missing file says so, and the next observation still calibrates
+    home2 = _copy_home(converted[0], tmp_path / "h2")
+    cli.home = home2
+    res = cli.proc("calibrate", "--json", env={"CONTIMG_SKY_MODEL_CATALOGUE": str(tmp_path / "none.csv")})
+    assert res.returncode == 0, res.stderr[-3000:]
+    db2 = Database(home2 / "state.sqlite3")
+    prov = calibration.provenance(db2, obs[1])
+    assert "not found" in prov["sky_model"]["warning"] and "none.csv" in prov["sky_model"]["warning"]
+
+
+def test_issue13_catalogue_phase_calibration_is_applied_and_recorded(converted, tmp_path, cli) -> None:
+    """With a readable catalogue (the simulated sky), each observation gets its own phase-only
+    table on top of the transit tables, recorded in the provenance; no warning in status."""
+    from contimg.astro.refcat import RefCatalog, write_refcat_csv
+
+    home = _copy_home(converted[0], tmp_path / "h")
+    cli.home = home
+    srcs = converted[1]["sources"]
+    cat = RefCatalog.from_columns({k: [s[k] for s in srcs] for k in ("ra_deg", "dec_deg", "flux_jy",
+                                                                     "spectral_index")})
+    path = write_refcat_csv(tmp_path / "sky.csv", cat)
+    res = cli.proc("calibrate", "--json", env={"CONTIMG_SKY_MODEL_CATALOGUE": str(path)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    db = Database(home / "state.sqlite3")
+    obs = sorted(m["observation_id"] for m in db.conn.execute("SELECT observation_id FROM measurement_sets"))
+    for o in obs:
+        sky = calibration.provenance(db, o)["sky_model"]
+        assert "warning" not in sky, sky
+        assert Path(sky["table"]).is_dir() and sky["catalogue"] == str(path) and sky["sources"]
+        assert sky["flagged_fraction"] < 0.1 and sky["bins"] >= 4
+    assert not [q for q in cli.json("status")["quarantined"] if q["status"] == "sky-model"]

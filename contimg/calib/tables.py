@@ -132,3 +132,49 @@ def read_solutions(tb, path: Path) -> dict:
     finally:
         tb.close()
     return out
+
+
+def write_table(ms: Path, path: Path, kind: str, cparam: np.ndarray, flag: np.ndarray, snr: np.ndarray,
+                refant_id: int, times_s: np.ndarray, interval_s: np.ndarray) -> None:
+    """Write numpy solutions as a CASA caltable ("B Jones" or "G Jones", from the MS's subtables).
+
+    ``cparam`` (ntime, nant, npol, nchan) over every ANTENNA-table entry (CASA writes a
+    row for each; antennas without data are flagged).  The table is created by CASA
+    itself (calibrater.createcaltable), so applycal reads it like one it solved.
+    """
+    from contimg import casa
+
+    cb = casa.tools().calibrater()
+    cb.open(str(ms), compress=False, addcorr=False, addmodel=False)
+    try:
+        cb.createcaltable(str(path), "Complex", kind, kind != "B Jones")
+    finally:
+        cb.close()
+    nt, na, npol, nchan = cparam.shape
+    tb = casa.tools().table()
+    tb.open(str(ms))
+    try:
+        scan = int(tb.getcell("SCAN_NUMBER", 0))
+    finally:
+        tb.close()
+    n = nt * na
+    tb.open(str(path), nomodify=False)
+    try:
+        tb.addrows(n)
+        tb.putcol("TIME", np.repeat(np.asarray(times_s, float), na))
+        tb.putcol("INTERVAL", np.repeat(np.asarray(interval_s, float), na))
+        tb.putcol("FIELD_ID", np.zeros(n, np.int32))
+        tb.putcol("SPECTRAL_WINDOW_ID", np.zeros(n, np.int32))
+        tb.putcol("ANTENNA1", np.tile(np.arange(na, dtype=np.int32), nt))
+        tb.putcol("ANTENNA2", np.full(n, refant_id, np.int32))
+        tb.putcol("SCAN_NUMBER", np.full(n, scan, np.int32))
+        tb.putcol("OBSERVATION_ID", np.zeros(n, np.int32))
+        rows_first = lambda a: np.ascontiguousarray(np.moveaxis(a.reshape(n, npol, nchan), 0, -1))  # noqa: E731
+        tb.putcol("CPARAM", rows_first(cparam.astype(np.complex64)))
+        tb.putcol("PARAMERR", rows_first(np.zeros(cparam.shape, np.float32)))
+        tb.putcol("FLAG", rows_first(flag.astype(bool)))
+        tb.putcol("SNR", rows_first(snr.astype(np.float32)))
+        tb.putcol("WEIGHT", rows_first(np.ones(cparam.shape, np.float32)))
+        tb.flush()
+    finally:
+        tb.close()

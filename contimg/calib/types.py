@@ -83,6 +83,17 @@ class SolveOptions:
     minsnr: solutions below this SNR are flagged by CASA.
     uvrange: CASA uvrange selection for all solves ("" = all cross-correlations;
         CASA never uses autocorrelations in solving).
+    average: solve on the model-weighted average (calib/average.py: V/M summed
+        over time with weight |M|^2, no full-resolution MODEL_DATA); False = the
+        old solve on the full MS (kept for the benchmark's side-by-side).
+    time_bins: averaging bins over the observation (1 = the whole scan; >1 adds the
+        per-bin phase-only solve before the bandpass).
+    uv_min_lambda: baselines shorter than this (per channel) are left out of the
+        averaged solve (short spacings carry the most unmodelled extended flux).
+    gain_calmode: "ap" (sets the amplitude scale) or "p" (phase only: a calibrator
+        whose flux is not on the Perley-Butler 2017 scale).
+    write_amplitude: also write <set>.acal, the gain amplitudes alone (with "ap"), which
+        carries the flux scale to observations calibrated by a phase-only set.
     """
 
     refants: list[str] = field(default_factory=lambda: list(DEFAULT_REFANTS))
@@ -91,6 +102,11 @@ class SolveOptions:
     prephase_solint: str = "int"
     minsnr: float = 3.0
     uvrange: str = ""
+    average: bool = True
+    time_bins: int = 1
+    uv_min_lambda: float = 100.0
+    gain_calmode: str = "ap"
+    write_amplitude: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -35,19 +35,33 @@ def command(app: App, items: tuple[str, ...], list_only: bool, limit: int | None
     run_and_render(app, STEP, calibrate_one, _subjects(app, items_from(items)), limit, casa=True)
 
 
+LIST_COLUMNS = ("set", "kind", "calibrator", "transit_mjd", "valid_mjd", "flux_scale", "refant",
+                "flagged", "path")
+
+
+def _list_row(r: dict) -> tuple[str, ...]:
+    q, p = r["quality"], r["params"]
+    flagged = q.get("flagged_fraction")
+    return (r["set_name"], r["kind"], r["calibrator"], f"{r['transit_mjd']:.5f}",
+            f"{r['valid_start_mjd']:.5f}-{r['valid_end_mjd']:.5f}",
+            "yes" if p.get("flux_scale", True) else "no (phase only)", r["refant"],
+            f"{flagged:.3f}" if isinstance(flagged, (int, float)) else "-", r["path"])
+
+
 def _show_registry(app: App) -> None:
+    """The solution registry: a header line, then one full row per table (never truncated)."""
     rows = calibration.list_tables(app.db())
     if app.json_output:
         emit_json(rows)
         return
     if app.interactive:
-        t = Table("set", "kind", "calibrator", "valid MJD", "refant", "flagged", "path")
+        t = Table(*LIST_COLUMNS)
+        for col in t.columns:
+            col.overflow = "fold"
         for r in rows:
-            t.add_row(r["set_name"], r["kind"], r["calibrator"],
-                      f"{r['valid_start_mjd']:.4f}-{r['valid_end_mjd']:.4f}", r["refant"],
-                      str(r["quality"].get("fraction_flagged", "")), r["path"])
-        app.console.print(t)
+            t.add_row(*_list_row(r))
+        app.console.print(t, width=max(app.console.width, 200))
         return
+    click.echo("\t".join(LIST_COLUMNS))
     for r in rows:
-        click.echo(f"{r['set_name']}\t{r['kind']}\t{r['calibrator']}\t{r['valid_start_mjd']:.5f}"
-                   f"\t{r['valid_end_mjd']:.5f}\t{r['refant']}\t{r['path']}")
+        click.echo("\t".join(_list_row(r)))

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from contimg.paths import free_bytes
-from contimg.state import Database, images, ingest as ingest_state, jobs, measurement_sets, mosaics
+from contimg.state import Database, calibration, images, ingest as ingest_state, jobs, measurement_sets, mosaics
 
 
 def _job_dict(job: jobs.Job) -> dict:
@@ -34,7 +34,9 @@ def collect_status(db: Database, *, step: str | None = None, failed_only: bool =
         "waiting": [_job_dict(j) for j in waiting[-limit:]],
         # every data problem: quarantined, duplicate and late files, flagged MSs (issue 17)
         "quarantined": (ingest_state.quarantined_files(db, since=since)
-                        + measurement_sets.flagged_ms(db)),
+                        + measurement_sets.flagged_ms(db)
+                        + calibration.attention(db)),  # heavy RFI, sky-model fallbacks (issue 13)
+        "rfi_flags": calibration.flag_summary(db),
         "incomplete_observations": ingest_state.observations(db, states=("incomplete",)),
         "collecting_observations": ingest_state.observations(db, states=("collecting",)),
         "stale_products": mosaics.stale_staged(db, stale_after_s),

@@ -233,5 +233,22 @@ FLAGS_V7 = [
     "ALTER TABLE measurement_sets ADD COLUMN flag_detail TEXT",
 ]
 
+# Issue 13: RFI flag statistics per observation (engine, fractions, bad antennas) and
+# the provenance of each application (tables, their selection rule, flags, sky model),
+# so image and mosaic headers can name them and status can warn.
+CALPROV_V8 = [
+    """
+    CREATE TABLE rfi_flags (
+        observation_id TEXT PRIMARY KEY REFERENCES observations (id),
+        engine TEXT NOT NULL,
+        flagged_before REAL NOT NULL,
+        flagged_after REAL NOT NULL,
+        figures TEXT NOT NULL,
+        flagged_at REAL NOT NULL
+    )
+    """,
+    "ALTER TABLE applications ADD COLUMN provenance TEXT",
+]
+
 MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3, CALIBRATION_V4, PRODUCTS_V5, PRUNE_V6,
-                               FLAGS_V7]
+                               FLAGS_V7, CALPROV_V8]
