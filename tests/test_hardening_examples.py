@@ -103,10 +103,15 @@ def test_item05_systemd_unit_stops_gracefully_with_killmode_mixed(home: Path) ->
     proc = subprocess.Popen([*exec_start, "--interval", "1"], env=_env(home),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
-    assert _wait(lambda: (home / "logs" / "watch.log").exists() or proc.poll() is not None)
-    assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGTERM)          # KillMode=mixed: the main process only
-    out, err = proc.communicate(timeout=120)
+    try:
+        assert _wait(lambda: (home / "logs" / "watch.log").exists() or proc.poll() is not None)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)          # KillMode=mixed: the main process only
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 0, err
     assert "stop requested" in out
 
