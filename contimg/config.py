@@ -282,7 +282,9 @@ def load_config(*, home: str | Path | None = None, config_file: str | Path | Non
             value, src = _coerce(opt, env[opt.env], f"env {opt.env}"), f"env {opt.env}"
         if overrides and overrides.get(opt.key) is not None:
             value, src = _coerce(opt, overrides[opt.key], "command line"), "flag"
-        if opt.type is Path:
+        if opt.type is Path and value is None and opt.section != "paths":
+            pass   # an optional file left unset (only [paths] default to <home>/<name>)
+        elif opt.type is Path:
             if value is None:
                 value, src = home_path / opt.name, f"default (<home>/{opt.name})"
             elif not Path(value).is_absolute():
