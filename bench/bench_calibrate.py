@@ -14,12 +14,13 @@ Simulates (once, cached) one observation with 3C286 at transit, default noise,
 gains and bandpasses; builds its MS; then, each in its own child process so that
 peak RSS (ru_maxrss of that child, CASA included: modular CASA runs in-process)
 is measured separately:
-  solve   write_model (catalogue sources in the beam) + phase-only gaincal +
-          bandpass + gaincal, staged and installed (timings per step)
-  apply   check_tables + applycal (DATA -> CORRECTED_DATA, calwt) + flag summary
-Default 48 antennas x 768 channels (1176 baselines incl. autos, 28 224 rows,
-21.7 M visibilities per polarisation): a full 96-antenna observation has 4x the
-baselines; CASA's solve and apply scale about linearly in visibilities.
+  solve_old  write_model + phase-only gaincal + bandpass + gaincal (CASA, full MS)
+  flag       AOFlagger on every baseline (new path only)
+  solve      the fast solve (catalogue sources in the beam as the model)
+  phasecal   per-observation phase-only solve on top of bandpass + gain
+  apply      check_tables + applycal (DATA -> CORRECTED_DATA, calwt) + flag summary
+Each path works on its own copy of the cached MS.  Default 96 antennas x 768
+channels: the full-size observation (2.0 GB MS).
 """
 
 from __future__ import annotations
@@ -143,3 +144,7 @@ def main() -> None:
         ratio = f"{o / n:.1f}x" if o and n else "-"
         print(f"{k:12s}{o if o is not None else '-':>10}{n:>10}{ratio:>8s}")
     print("(old: no flagging and no per-observation phase calibration existed)")
+
+
+if __name__ == "__main__":
+    main()

@@ -108,12 +108,14 @@ def sets_flux_scale(calibrator: str, flux_calibrators: list[str]) -> bool:
     return any(key == c.replace(" ", "").lower() for c in flux_calibrators)
 
 
-def flag_observation(ctx: StepContext, obs_id: str, ms_path: Path) -> dict:
-    """RFI-flag the MS once (statistics recorded at once, so a deferred job does not re-flag)."""
+def flag_observation(ctx: StepContext, obs_id: str, ms: dict) -> dict:
+    """RFI-flag the MS once (statistics recorded at once, so a deferred job does not re-flag;
+    an MS converted again since, with a new created_at, is flagged again)."""
     from contimg.calib import CalibrationError, flagging
 
+    ms_path = Path(ms["path"])
     known = calibration.get_flags(ctx.db, obs_id)
-    if known is not None:
+    if known is not None and known["figures"].get("ms_created_at") == ms.get("created_at"):
         return known["figures"]
     cfg = ctx.config
     try:
@@ -121,6 +123,7 @@ def flag_observation(ctx: StepContext, obs_id: str, ms_path: Path) -> dict:
                                 base_threshold=cfg.flag_base_threshold or None)
     except CalibrationError as exc:
         raise StepError(f"flagging {obs_id}: {exc}") from exc
+    figures["ms_created_at"] = ms.get("created_at")
     with ctx.db.transaction() as conn:
         calibration.record_flags_in(conn, obs_id, figures)
     return figures
@@ -199,7 +202,7 @@ def calibrate_one(ctx: StepContext, job: Job) -> Outcome:
                                 "calibrating its Measurement Set")
     if waiting is not None:
         return waiting
-    flags = flag_observation(ctx, obs_id, Path(ms["path"]))
+    flags = flag_observation(ctx, obs_id, ms)
     choice = decide_calibrator(ctx, obs_id, ms)
     solved = solve_calibrator(ctx, obs_id, ms, choice) if choice.get("calibrator") else None
     chosen = tables_to_apply(ctx, ms["mid_mjd"])
