@@ -89,15 +89,15 @@ def render(res: dict) -> str:
         if v is None:
             return "n/a"
         if isinstance(v, float):
-            return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+            return f"{v:.3g}" if abs(v) < 1 else (f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
         return str(v)
     lines = [f"{'figure':32s} value"]
     lines += [f"{k:32s} {fmt(res.get(k))}" for k in KEYS]
     for band in res.get("flux_ratio_by_beam", []):
         lines.append(f"  flux ratio, beam {band['beam_lo']:.2f}-{band['beam_hi']:.2f}"
                      f"{'':6s} median {fmt(band['median'])} scatter {fmt(band['scatter'])} (n={band['n']})")
-    for k in ("n_truth_5sigma", "n_detections_5sigma", "sigma_radiometer_jy", "source_list", "mosaics",
-              "simulate_s", "pipeline_s"):
+    for k in ("mode", "images", "n_truth_5sigma", "n_detections_5sigma", "sigma_radiometer_jy",
+              "sigma_obs_natural_jy", "source_list", "mosaics", "rfi_flagged_fraction", "simulate_s", "pipeline_s"):
         if k in res:
             lines.append(f"{k:32s} {fmt(res[k])}")
     return "\n".join(lines)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
+from astropy.time import Time
 from astropy.wcs import WCS
 from scipy.ndimage import maximum_filter
 from scipy.spatial import cKDTree
@@ -115,12 +117,16 @@ def _truth_arrays(truth: dict, freq: float):
     return col
 
 
-def measure_mosaic(path: Path, truth: dict, sigma_obs: float) -> dict:
+def measure_mosaic(path: Path, truth: dict, sigma_obs: float, noise=None, found=None, list_name=None,
+                   obs_index=None) -> dict:
+    """Figures of one mosaic (or, with ``noise``/``found``/``obs_index``, one observation's image)."""
     with fits.open(path) as h:
         hdr = h[0].header
         img = np.squeeze(h[0].data).astype(float)
     noise_path = path.with_name(path.name[:-5] + ".noise.fits")
-    if noise_path.exists():
+    if noise is not None:
+        pass
+    elif noise_path.exists():
         noise = np.squeeze(fits.getdata(noise_path)).astype(float)
     else:
         noise = np.full(img.shape, _robust(img)[1])
@@ -130,7 +136,8 @@ def measure_mosaic(path: Path, truth: dict, sigma_obs: float) -> dict:
     bmaj, bmin = float(hdr.get("BMAJ", 0.0)) * 3600, float(hdr.get("BMIN", 0.0)) * 3600
     if not bmaj:
         bmaj = bmin = 15.0
-    found, list_name = published_source_list(path)
+    if found is None:
+        found, list_name = published_source_list(path)
     if found is None:
         found, list_name = simple_finder(img, noise, wcs, bmin / cell), "bench simple finder (none published)"
     t = _truth_arrays(truth, freq)
@@ -185,11 +192,11 @@ def measure_mosaic(path: Path, truth: dict, sigma_obs: float) -> dict:
     offs = sep[good]
     res["offset_median_arcsec"] = float(np.median(offs)) if offs.size else None
     res["offset_p90_arcsec"] = float(np.percentile(offs, 90)) if offs.size else None
-    res.update(_noise_ratios(img, wcs, truth, t, esnr, sigma_obs, bmaj / cell))
+    res.update(_noise_ratios(img, wcs, truth, t, esnr, sigma_obs, bmaj / cell, obs_index))
     return res
 
 
-def _noise_ratios(img, wcs, truth, t, esnr, sigma_obs, bmaj_pix) -> dict:
+def _noise_ratios(img, wcs, truth, t, esnr, sigma_obs, bmaj_pix, obs_index=None) -> dict:
     """Robust rms of image / radiometer noise in sampled pixels away from sources (clean)
     and within 30 arcmin of > 1 Jy sources (bright)."""
     step = 4
@@ -202,7 +209,8 @@ def _noise_ratios(img, wcs, truth, t, esnr, sigma_obs, bmaj_pix) -> dict:
     pc = SkyCoord(ra * u.deg, dec * u.deg)
     w2 = np.zeros(v.size)
     freq = 1.405e9
-    for pt in _pointings(truth):
+    pts = _pointings(truth)
+    for pt in (pts if obs_index is None else pts[[obs_index]]):
         w2 += airy_power(pc.separation(pt).rad, freq) ** 2
     sig = sigma_obs / np.sqrt(np.maximum(w2, 1e-12))
     core = w2 >= 0.25 * w2.max()
@@ -225,6 +233,28 @@ def _noise_ratios(img, wcs, truth, t, esnr, sigma_obs, bmaj_pix) -> dict:
             "noise_ratio_bright": _robust(r[brt])[1] if brt.sum() > 100 else None,
             "sigma_radiometer_jy": float(sig[core].min()) if core.any() else None,
             "n_pixels_clean": int(clean.sum()), "n_pixels_bright": int(brt.sum())}
+
+
+def find_images(home: Path) -> list[Path]:
+    """Per-observation image records (``<obs>.image.json``) in staging."""
+    return sorted((home / "staging" / "images").glob("*/*.image.json"))
+
+
+def measure_image(record: Path, truth: dict, sigma_obs: float) -> dict | None:
+    """An observation's primary-beam-corrected image with the imaging step's own source list;
+    noise map = the image's noise / primary beam."""
+    rec = json.loads(record.read_text())
+    pbcor, pb = record.parent / rec["pbcor_fits"], record.parent / rec["pb_fits"]
+    if not (pbcor.exists() and pb.exists()):
+        return None
+    beam = np.squeeze(fits.getdata(pb)).astype(float)
+    noise = np.where(beam >= rec.get("pb_cutoff", 0.2), rec["noise_jy"] / np.maximum(beam, 1e-6), np.nan)
+    found = [{"ra_deg": x["ra_deg"], "dec_deg": x["dec_deg"], "flux_jy": x["flux_jy"], "snr": x.get("snr")}
+             for x in rec.get("sources", [])]
+    start = Time(datetime.strptime(record.name.split(".")[0], "%Y%m%dT%H%M%S"), scale="utc").jd
+    k = int(np.argmin([abs(o["start_jd"] - start) for o in truth["observations"]]))
+    return measure_mosaic(pbcor, truth, sigma_obs, noise=noise, found=found,
+                          list_name="imaging step's source list (image.json)", obs_index=k)
 
 
 def measure_rfi(home: Path, truth: dict) -> dict:
@@ -266,10 +296,41 @@ def measure_rfi(home: Path, truth: dict) -> dict:
             "rfi_flagged_fraction": (tp + fp) / max(tp + fp + fn + tn, 1)}
 
 
+def _measure_images(home: Path, truth: dict, sigma_obs: float) -> dict:
+    """No mosaic yet: the figures of each observation's image, medians over images."""
+    per = [r for r in (measure_image(p, truth, sigma_obs) for p in find_images(home)) if r]
+    res = {"mosaics": 0, "mode": "per-observation images (no mosaic)", "images": len(per),
+           "observed_s": float(sum((o["end_jd"] - o["start_jd"]) * 86400 for o in truth["observations"]))}
+    keys = ("completeness_5sigma", "completeness_10sigma", "false_fraction_5sigma", "false_fraction_10sigma",
+            "offset_median_arcsec", "offset_p90_arcsec", "noise_ratio_clean", "noise_ratio_bright",
+            "n_truth_5sigma", "n_detections_5sigma", "sigma_radiometer_jy")
+    for k in keys:
+        vals = [r[k] for r in per if r.get(k) is not None]
+        res[k] = float(np.median(vals)) if vals else None
+    ratios = np.concatenate([np.array(r["flux_ratios"]) for r in per]) if per else np.array([])
+    res["flux_ratio_median"], res["flux_ratio_scatter"] = _robust(ratios)
+    scales = [abs(r["flux_scale"] - 1) for r in per if r["flux_scale"] is not None]
+    res["flux_scale_error_max"] = max(scales) if scales else None
+    res["source_list"] = per[0]["source_list"] if per else None
+    res["per_image"] = [{k: v for k, v in r.items() if k != "flux_ratios"} for r in per]
+    bands = []
+    for b in range(len(BEAM_BANDS)):
+        n = sum(r["flux_ratio_by_beam"][b]["n"] for r in per)
+        meds = [r["flux_ratio_by_beam"][b]["median"] for r in per if r["flux_ratio_by_beam"][b]["median"] is not None]
+        bands.append({"beam_lo": BEAM_BANDS[b][0], "beam_hi": min(BEAM_BANDS[b][1], 1.0), "n": n,
+                      "median": float(np.median(meds)) if meds else None, "scatter": None})
+    res["flux_ratio_by_beam"] = bands
+    res.update(measure_rfi(home, truth))
+    res["sigma_obs_natural_jy"] = sigma_obs
+    return res
+
+
 def measure(home: Path) -> dict:
     truth, _ = load_truth(home)
     mosaics, published = find_mosaics(home)
     sigma_obs = radiometer_sigma(truth)
+    if not mosaics:
+        return _measure_images(home, truth, sigma_obs)
     res = {k: None for k in ("completeness_5sigma", "completeness_10sigma", "false_fraction_5sigma",
                              "false_fraction_10sigma", "flux_ratio_median", "flux_ratio_scatter",
                              "offset_median_arcsec", "offset_p90_arcsec", "noise_ratio_clean",
