@@ -93,6 +93,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("mosaic", "warn_span_s", float, 3000.0, "a group spanning longer than this is formed with a warning"),
     Option("mosaic", "max_noise_jy", float, 0.01, "QA: the mosaic's median noise must be below this"),
     Option("mosaic", "min_dynamic_range", float, 20.0, "QA: peak over noise must reach this"),
+    Option("mosaic", "workers", int, 1, "processes regridding tiles at once (forked; 2 on an idle 2-core machine nearly halves the time)", lo=1, hi=64),
+    Option("qa", "max_offset_arcsec", float, 3.0, "mosaic QA: median astrometric offset from the reference (or calibrator) catalogue, arcsec; 0: not checked"),
+    Option("qa", "flux_ratio_min", float, 0.8, "mosaic QA: median flux ratio found/catalogue must be at least this; 0: not checked"),
+    Option("qa", "flux_ratio_max", float, 1.2, "mosaic QA: median flux ratio found/catalogue must be at most this; 0: not checked"),
+    Option("qa", "min_recovery", float, 0.8, "mosaic QA: fraction of catalogue sources expected above 10 sigma that must be found; 0: not checked", hi=1.0),
+    Option("qa", "max_false_fraction", float, 0.1, "mosaic QA: detections in the negated mosaic over detections (both 5 sigma); 0: not checked"),
+    Option("qa", "max_noise_ratio", float, 1.5, "mosaic QA: measured rms of mosaic / noise map over the noise map; 0: not checked"),
+    Option("qa", "sefd_jy", float, 0.0, "per-dish system equivalent flux density for the radiometer noise; 0: not computed"),
+    Option("qa", "max_radiometer_ratio", float, 3.0, "mosaic QA: median tile rms over the radiometer noise (needs qa.sefd_jy); 0: not checked"),
     Option("publish", "stale_after_h", float, 24.0, "status flags products staged longer than this"),
 )
 

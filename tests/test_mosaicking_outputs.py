@@ -12,7 +12,9 @@ from astropy.io import fits
 from mosaicking_helpers import make_group
 
 import contimg.mosaicking.mosaic as comb
-from contimg.mosaicking import combine, output_paths
+from contimg.mosaicking import MosaicOptions, combine, output_paths
+
+NOFIND = MosaicOptions(find_sources=False)  # tests of files and headers: no catalogue needed
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +31,11 @@ def made(group, tmp_path_factory):
 def test_g5_file_names_carry_the_mosaic_id_and_nothing_else_is_left(made):
     out, r = made
     mid = "mos_20250512T0600_ab12cd"
-    assert sorted(p.name for p in out.iterdir()) == sorted([f"{mid}.fits", f"{mid}.noise.fits", f"{mid}.png"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{mid}.fits", f"{mid}.noise.fits", f"{mid}.png",
+                                                            f"{mid}.cat.fits", f"{mid}.cat.csv", f"{mid}.cat.vot"])
     assert r.mosaic_fits == out / f"{mid}.fits" and r.noise_fits == out / f"{mid}.noise.fits"
     assert r.png == out / f"{mid}.png" and r.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert output_paths(out, mid) == {"mosaic": r.mosaic_fits, "noise": r.noise_fits, "png": r.png}
+    assert output_paths(out, mid) == {"mosaic": r.mosaic_fits, "noise": r.noise_fits, "png": r.png, **r.catalog}
     assert r.mosaic_id == mid
 
 
@@ -59,7 +62,7 @@ def test_g5_largest_member_beam_goes_in_header(group, tmp_path):
 
     tiles = list(group.tiles)
     tiles[3] = dataclasses.replace(tiles[3], beam_major_arcsec=22.0, beam_minor_arcsec=17.0, beam_pa_deg=40.0)
-    r = combine(tiles, tmp_path, "mos_beam")
+    r = combine(tiles, tmp_path, "mos_beam", NOFIND)
     h = fits.getheader(r.mosaic_fits)
     assert (h["BMAJ"] * 3600, h["BMIN"] * 3600, h["BPA"]) == pytest.approx((22.0, 17.0, 40.0))
     assert h["BEAMSRC"] == tiles[3].name and r.beam["rule"] == "largest member beam by area"
@@ -71,7 +74,7 @@ def test_g5_failure_while_writing_leaves_nothing(group, tmp_path, monkeypatch):
 
     monkeypatch.setattr(comb, "write_png", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        combine(group.tiles, tmp_path, "mos_fail")
+        combine(group.tiles, tmp_path, "mos_fail", NOFIND)
     assert list(tmp_path.iterdir()) == []  # no final files, no temporary directory
 
 
@@ -88,9 +91,10 @@ def test_g5_crash_leftovers_are_cleaned_and_rerun_completes(group, tmp_path):
     assert len(left) == 1 and left[0].startswith(".mos_crash.tmp-")
     mine = tmp_path / f".mos_crash.tmp-{os.getppid()}-livelive"  # a live process's temp dir: kept
     mine.mkdir()
-    combine(group.tiles, tmp_path, "mos_crash")
+    r = combine(group.tiles, tmp_path, "mos_crash", NOFIND)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted([mine.name, "mos_crash.fits", "mos_crash.noise.fits", "mos_crash.png"])
+    assert names == sorted([mine.name, "mos_crash.fits", "mos_crash.noise.fits", "mos_crash.png",
+                            *(p.name for p in r.catalog.values())])
     assert fits.getheader(tmp_path / "mos_crash.fits")["MOSAICID"] == "mos_crash"
 
 
@@ -98,6 +102,7 @@ def test_g5_rerun_replaces_outputs_in_place(made, group):
     out, r = made
     before = fits.getdata(r.mosaic_fits)
     r2 = combine(group.tiles, out, r.mosaic_id, catalogue=group.truth)
-    assert sorted(p.name for p in out.iterdir()) == sorted(x.name for x in (r.mosaic_fits, r.noise_fits, r.png))
+    assert sorted(p.name for p in out.iterdir()) == sorted(x.name for x in (r.mosaic_fits, r.noise_fits, r.png,
+                                                                            *r.catalog.values()))
     assert np.array_equal(fits.getdata(r2.mosaic_fits), before, equal_nan=True)  # deterministic
     assert r2.qa["status"] == r.qa["status"]

@@ -38,21 +38,35 @@ def command(app: App, product_ids: tuple[str, ...], limit: int | None, force: bo
     run_and_render(app, STEP, do, subjects, limit)
 
 
+LIST_FIGURES = ("noise_jy", "dynamic_range", "nsources", "n_negative", "false_detection_fraction",
+                "radiometer_ratio", "warning")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
 def _list(app: App) -> None:
-    """Where each product is, with its QA summary."""
+    """Where each product is, with its QA summary (failed criteria named) and catalogue."""
     from pathlib import Path
 
     db = app.db()
     rows = []
     for p in mosaics.list_products(db):
-        m = mosaics.get_mosaic(db, p["mosaic_id"])
+        m = mosaics.get_mosaic(db, p["mosaic_id"]) or {}
         where = Path(p["published_dir"] or p["staged_dir"])
         files = {k: str(where / Path(v).name) for k, v in p["files"].items()}
-        qa = m["qa"] or {}
+        qa = m.get("qa") or {}
+        figures = {k: qa.get(k) for k in LIST_FIGURES if qa.get(k) is not None}
+        cat = qa.get("catalogue") or {}
+        for k in ("recovery_fraction", "flux_ratio_median", "astrometric_offset_arcsec"):
+            if cat.get(k) is not None:
+                figures[k] = cat[k]
         rows.append({"id": p["id"], "state": p["state"], "dir": str(where), "files": files,
                      "qa_status": p["qa_status"], "validation_status": p["validation_status"],
-                     "qa": {k: qa.get(k) for k in ("noise_jy", "dynamic_range", "nsources",
-                                                   "recovered_fraction", "warning") if k in qa}})
+                     "qa_failed": qa.get("failed") or [], "reason": p.get("reason"), "qa": figures})
     if app.json_output:
         from contimg.cli.common import emit_json
 
@@ -60,7 +74,9 @@ def _list(app: App) -> None:
         return
     for r in rows:
         click.echo(f"{r['id']}\t{r['state']}\tQA {r['qa_status']}\t{r['dir']}")
+        for f in r["qa_failed"]:
+            click.echo(f"  QA failed: {f}")
         for name, path in r["files"].items():
             click.echo(f"  {name}: {path}")
         for k, v in r["qa"].items():
-            click.echo(f"  {k}: {v}")
+            click.echo(f"  {k}: {_fmt(v)}")

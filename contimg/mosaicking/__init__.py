@@ -10,10 +10,9 @@ output directory and stores what it returns (validation and QA status, figures).
 
 from contimg.mosaicking.grid import MosaicArrays, build_mosaic
 from contimg.mosaicking.mosaic import MosaicInputError, MosaicResult, combine, output_paths
-from contimg.mosaicking.qa import find_sources
 from contimg.mosaicking.tiles import MosaicOptions, Tile, check_tiles, validate_tiles
 
 __all__ = [
     "MosaicArrays", "MosaicInputError", "MosaicOptions", "MosaicResult", "Tile", "build_mosaic",
-    "check_tiles", "combine", "find_sources", "output_paths", "validate_tiles",
+    "check_tiles", "combine", "output_paths", "validate_tiles",
 ]

@@ -3,7 +3,8 @@
 All files are written into a private temporary directory inside ``out_dir`` and
 renamed into place only when every file is complete (the mosaic FITS last, so its
 presence means the set is whole). Every file name carries the mosaic id (G5):
-``<id>.fits`` (Jy/beam), ``<id>.noise.fits`` (sigma_M, Jy/beam), ``<id>.png``.
+``<id>.fits`` (Jy/beam), ``<id>.noise.fits`` (sigma_M, Jy/beam), ``<id>.png`` and the
+source catalogue ``<id>.cat.{fits,csv,vot}`` (contimg.catalogs).
 The header beam is the largest member beam by area: conservative for flux
 integration of resolved emission, and no averaging of position angles needed.
 """
@@ -22,7 +23,9 @@ from astropy.io import fits
 
 from contimg.fitsmeta import field_name, stamp
 from contimg.mosaicking.grid import MosaicArrays, build_mosaic
-from contimg.mosaicking.qa import assess, find_sources, match_catalogue, noise_figures
+from contimg.catalogs.products import catalog_names, catalog_table, write_catalog
+from contimg.mosaicking.catalog import detection_figures, mosaic_sources, radiometer_figures
+from contimg.mosaicking.qa import assess, match_catalogue, noise_figures
 from contimg.mosaicking.quicklook import write_png
 from contimg.mosaicking.tiles import MosaicOptions, Tile, check_tiles, validate_tiles
 from contimg.paths import fsync_path as _fsync
@@ -53,13 +56,15 @@ class MosaicResult:
     members: list[str] = field(default_factory=list)
     beam: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)  # seconds per stage
+    catalog: dict = field(default_factory=dict)  # catalog_fits, catalog_csv, catalog_vot paths
 
 
 def output_paths(out_dir: Path, mosaic_id: str) -> dict[str, Path]:
     """Final names of a mosaic's files: one identifier in every name (G5)."""
     out_dir = Path(out_dir)
     return {"mosaic": out_dir / f"{mosaic_id}.fits", "noise": out_dir / f"{mosaic_id}.noise.fits",
-            "png": out_dir / f"{mosaic_id}.png"}
+            "png": out_dir / f"{mosaic_id}.png",
+            **{k: out_dir / v for k, v in catalog_names(mosaic_id).items()}}
 
 
 def header_beam(tiles: list[Tile]) -> dict:
@@ -106,7 +111,7 @@ def _header(m: MosaicArrays, mosaic_id: str, tiles: list[Tile], beam: dict, opts
     h["QASTATUS"] = qa["status"]
     h["VALIDSTA"] = (validation["status"], "tile consistency (G4)")
     if qa.get("failed"):
-        h["QAFAILED"] = ("; ".join(qa["failed"])[:68], "failed QA criteria")
+        h["QAFAILED"] = "; ".join(qa["failed"])[:68]
     starts = [t.start_mjd for t in tiles if t.start_mjd is not None]
     ends = [t.end_mjd for t in tiles if t.end_mjd is not None]
     ra0, dec0 = (float(v) for v in m.wcs.wcs.crval)
@@ -139,12 +144,13 @@ def clean_stale_temps(out_dir: Path, mosaic_id: str) -> list[Path]:
     return removed
 
 
-def _write_atomic(out_dir: Path, mosaic_id: str, m: MosaicArrays, header: fits.Header, sources, title) -> dict:
+def _write_atomic(tmp: Path, out_dir: Path, mosaic_id: str, m: MosaicArrays, header: fits.Header, sources,
+                  title, table) -> dict:
+    """Everything into ``tmp``, then renamed into ``out_dir``, the mosaic FITS last."""
     final = output_paths(out_dir, mosaic_id)
-    tmp = Path(out_dir) / f".{mosaic_id}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     try:
         staged = {k: tmp / p.name for k, p in final.items()}
+        write_catalog(table, tmp, mosaic_id)
         fits.PrimaryHDU(m.image, header).writeto(staged["mosaic"])
         nh = header.copy()
         nh["BTYPE"] = ("noise", "1-sigma: 1/sqrt(sum B^2/s^2)")
@@ -152,7 +158,7 @@ def _write_atomic(out_dir: Path, mosaic_id: str, m: MosaicArrays, header: fits.H
         write_png(staged["png"], m, sources, title)
         for p in staged.values():
             _fsync(p)
-        for key in ("png", "noise", "mosaic"):  # the mosaic FITS last: its presence marks completion
+        for key in [k for k in staged if k != "mosaic"] + ["mosaic"]:  # its presence marks completion
             os.replace(staged[key], final[key])
         _fsync(Path(out_dir))
     finally:
@@ -161,7 +167,7 @@ def _write_atomic(out_dir: Path, mosaic_id: str, m: MosaicArrays, header: fits.H
 
 
 def combine(tiles: list[Tile], out_dir: Path, mosaic_id: str, opts: MosaicOptions | None = None,
-            catalogue=None) -> MosaicResult:
+            catalogue=None, catalogue_name: str = "catalogue") -> MosaicResult:
     """Make, assess and write one mosaic of ``tiles``.
 
     Raises MosaicInputError (listing every bad file) if any member is missing or
@@ -187,23 +193,35 @@ def combine(tiles: list[Tile], out_dir: Path, mosaic_id: str, opts: MosaicOption
         raise ValueError(f"mosaic {mosaic_id}: no pixel has a member beam >= {opts.pb_cutoff}")
     beam = header_beam(tiles)
     freq = float(np.mean([t.freq_hz for t in tiles]))
-    sources = find_sources(m, opts, min(t.beam_minor_arcsec for t in tiles))
-    noise_jy = float(np.nanmedian(m.noise))
-    peak = float(np.nanmax(m.image))
-    figures = {"noise_jy": noise_jy, "peak_jy": peak, "dynamic_range": peak / noise_jy, "n_sources": len(sources),
-               **noise_figures(m, opts, beam["major_arcsec"])}
-    if catalogue is not None:
-        radius = opts.match_radius_arcsec or 0.5 * beam["major_arcsec"]
-        figures["catalogue"] = match_catalogue(m, sources, catalogue, freq, radius, opts.min_catalog_snr)
-    qa = assess(figures, opts)
+    tmp = Path(out_dir) / f".{mosaic_id}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        found, sources, pb_level = mosaic_sources(m, beam, freq, opts, tmp)
+        t_find = time.monotonic()
+        noise_jy = float(np.nanmedian(m.noise))
+        peak = float(np.nanmax(m.image))
+        figures = {"noise_jy": noise_jy, "peak_jy": peak, "dynamic_range": peak / noise_jy,
+                   **detection_figures(found), **noise_figures(m, opts, beam["major_arcsec"]),
+                   **radiometer_figures(tiles, opts)}
+        if catalogue is not None:
+            radius = opts.match_radius_arcsec or 0.5 * beam["major_arcsec"]
+            figures["catalogue"] = match_catalogue(m, sources, catalogue, freq, radius, opts.min_catalog_snr)
+            figures["catalogue"]["name"] = catalogue_name
+        qa = assess(figures, opts)
+        table = catalog_table(found, mosaic_id, pb_level, {"FREQ": freq, "QASTATUS": qa["status"]})
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     t3 = time.monotonic()
     header = _header(m, mosaic_id, tiles, beam, opts, qa, validation)
     title = f"{mosaic_id}  ({len(tiles)} tiles, {freq / 1e6:.1f} MHz, noise {noise_jy * 1e3:.3g} mJy/beam)"
     if header.get("DATE-OBS") and header.get("DATE-END"):
         title = f"{header['DATE-OBS'][:19].replace('T', ' ')} - {header['DATE-END'][11:19]} UTC\n" + title
-    paths = _write_atomic(out_dir, mosaic_id, m, header, sources, title)
+    paths = _write_atomic(tmp, out_dir, mosaic_id, m, header, sources, title, table)
     t4 = time.monotonic()
-    timings = {"check_validate": t1 - t0, **m.timings, "qa": t3 - t2, "write": t4 - t3, "total": t4 - t0}
+    timings = {"check_validate": t1 - t0, **m.timings, "find_sources": t_find - t2, "qa": t3 - t_find,
+               "write": t4 - t3, "total": t4 - t0}
     return MosaicResult(mosaic_id, paths["mosaic"], paths["noise"], paths["png"], noise_jy, peak, peak / noise_jy,
                         sources, qa, validation, footprint_of(m), [t.name for t in tiles], beam,
-                        {k: round(v, 2) for k, v in timings.items()})
+                        {k: round(v, 2) for k, v in timings.items()},
+                        {k: paths[k] for k in catalog_names(mosaic_id)})

@@ -1,11 +1,13 @@
-"""Mosaic QA (G4): noise, dynamic range, sources found and matched to a catalogue.
+"""Mosaic QA (G4): noise, dynamic range, and the catalogue (contimg.catalogs, PyBDSF)
+matched to a reference catalogue; every threshold is an option, and a failed check
+is named with its value and limit.
 
-Sources are local maxima of the signal-to-noise map M / sigma_M (so the deeper
-overlap regions and the noisier edges get the same false-detection rate) above
-``detect_sigma``. Each peak is refined by fitting a 2-D quadratic to the log of its
-3x3 neighbourhood, which is exact for a Gaussian restoring beam: the peak (Jy/beam)
-is then the flux of a point source, free of the up-to-a-pixel sampling loss of
-the brightest pixel.
+Matching: reference sources expected above ``min_catalog_snr`` at their local noise
+(sigma_M) are looked for within ``match_radius_arcsec``; recovery fraction, median
+flux ratio (peak for point sources, integrated flux for resolved ones, reference
+taken to the mosaic frequency) and astrometric offsets (median RA/Dec and total).
+False detections: islands in the negated mosaic passing the same peak threshold,
+as a fraction of the sources found.
 """
 
 from __future__ import annotations
@@ -18,84 +20,17 @@ from astropy.coordinates import SkyCoord
 from scipy.ndimage import maximum_filter
 
 from contimg.astro.catalog import Source
+from contimg.astro.refcat import RefCatalog
 from contimg.mosaicking.grid import MosaicArrays
 from contimg.mosaicking.tiles import MosaicOptions
 
 MAD_TO_SIGMA = 1.4826
 
-_DX, _DY = np.meshgrid([-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0])
-_DESIGN = np.stack([np.ones(9), _DX.ravel(), _DY.ravel(), _DX.ravel() ** 2, (_DX * _DY).ravel(), _DY.ravel() ** 2], 1)
-_PINV = np.linalg.pinv(_DESIGN)  # (6, 9): log-values of a 3x3 patch -> quadratic coefficients
-
-
-def _refine(image: np.ndarray, ys: np.ndarray, xs: np.ndarray):
-    """Sub-pixel position and peak for every (y, x) at once; falls back to the pixel."""
-    ny, nx = image.shape
-    fx, fy, peak = xs.astype(float), ys.astype(float), image[ys, xs].astype(float)
-    inner = (ys > 0) & (ys < ny - 1) & (xs > 0) & (xs < nx - 1)
-    idx = np.flatnonzero(inner)
-    if idx.size == 0:
-        return fx, fy, peak
-    oy, ox = np.meshgrid([-1, 0, 1], [-1, 0, 1], indexing="ij")
-    patch = image[ys[idx, None] + oy.ravel(), xs[idx, None] + ox.ravel()].astype(float)  # (n, 9)
-    usable = np.all(np.isfinite(patch) & (patch > 0), axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = np.log(np.where(usable[:, None], patch, 1.0)) @ _PINV.T  # (n, 6): a b c d e f
-        a, b, cc, d, e, f = c.T
-        det = 4 * d * f - e * e
-        x = (-2 * f * b + e * cc) / det
-        y = (-2 * d * cc + e * b) / det
-        good = usable & (d < 0) & (det > 0) & (np.abs(x) <= 1) & (np.abs(y) <= 1)
-        val = np.exp(a + b * x + cc * y + d * x * x + e * x * y + f * y * y)
-    g = idx[good]
-    fx[g] += x[good]
-    fy[g] += y[good]
-    peak[g] = val[good]
-    return fx, fy, peak
-
-
-def local_rms(image: np.ndarray, valid: np.ndarray, block: int = 64) -> np.ndarray:
-    """Robust rms (1.4826 MAD) of the image in blocks, at full resolution.
-
-    Near bright sources the noise is set by their sidelobes and calibration errors,
-    not by the thermal noise map; judging peaks against this local rms keeps
-    sidelobes out of the source list.
-    """
-    ny, nx = image.shape
-    py, px = -ny % block, -nx % block
-    a = np.pad(np.where(valid, image, np.nan), ((0, py), (0, px)), constant_values=np.nan)
-    b = a.reshape(a.shape[0] // block, block, a.shape[1] // block, block).transpose(0, 2, 1, 3)
-    b = b.reshape(b.shape[0], b.shape[1], -1)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(b, axis=2)
-        rms = MAD_TO_SIGMA * np.nanmedian(np.abs(b - med[..., None]), axis=2)
-    full = np.repeat(np.repeat(rms, block, axis=0), block, axis=1)[:ny, :nx]
-    return np.where(np.isfinite(full), full, 0.0)
-
-
-def find_sources(m: MosaicArrays, opts: MosaicOptions, beam_minor_arcsec: float) -> list[dict]:
-    """Peaks of M / max(sigma_M, local rms) above ``detect_sigma``, one per beam, brightest first."""
-    sigma = np.maximum(m.noise, local_rms(m.image, m.valid))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        snr = np.where(m.valid, m.image / sigma, -np.inf).astype(np.float32)
-    cell = abs(m.wcs.wcs.cdelt[1]) * 3600.0
-    size = max(3, int(np.ceil(beam_minor_arcsec / cell)) | 1)
-    peaks = (snr > opts.detect_sigma) & (snr == maximum_filter(snr, size=size, mode="constant", cval=-np.inf))
-    ys, xs = np.nonzero(peaks)
-    order = np.argsort(snr[ys, xs])[::-1][: opts.max_sources]
-    ys, xs = ys[order], xs[order]
-    fx, fy, flux = _refine(m.image, ys, xs)
-    ra, dec = m.wcs.pixel_to_world_values(fx, fy)
-    noise = sigma[ys, xs].astype(float)
-    return [
-        {"ra_deg": float(r), "dec_deg": float(d), "flux_jy": float(s), "snr": float(s / n),
-         "x": float(x), "y": float(y), "local_noise_jy": float(n)}
-        for r, d, s, n, x, y in zip(np.atleast_1d(ra), np.atleast_1d(dec), flux, noise, fx, fy)
-    ]
-
-
 def _catalog_sources(catalogue) -> list[Source]:
+    if isinstance(catalogue, RefCatalog):
+        catalogue = [{"name": f"ref{i:05d}", "ra_deg": r, "dec_deg": d, "flux_jy": f, "spectral_index": a}
+                     for i, (r, d, f, a) in enumerate(zip(catalogue.ra_deg, catalogue.dec_deg,
+                                                           catalogue.flux_jy, catalogue.spectral_index))]
     out = []
     for i, obj in enumerate(catalogue):
         if not isinstance(obj, Source) and "name" not in obj:
@@ -124,7 +59,7 @@ def match_catalogue(m: MosaicArrays, found: list[dict], catalogue, freq_hz: floa
     in_field = np.isfinite(local)
     expected = in_field & (flux / np.where(in_field, local, 1.0) >= min_snr)
     sel = np.flatnonzero(expected)
-    matches, offs, ratios = [], [], []
+    matches, offs, ratios, dras, ddecs = [], [], [], [], []
     if found and sel.size:
         fcoord = SkyCoord([s["ra_deg"] for s in found] * u.deg, [s["dec_deg"] for s in found] * u.deg)
         j_near, sep, _ = SkyCoord(ra[sel] * u.deg, dec[sel] * u.deg).match_to_catalog_sky(fcoord)
@@ -137,8 +72,13 @@ def match_catalogue(m: MosaicArrays, found: list[dict], catalogue, freq_hz: floa
                "expected_snr": float(flux[i] / local[i]), "matched": bool(d <= radius_arcsec)}
         if row["matched"]:
             ratio = found[j]["flux_jy"] / float(flux[i])
-            row.update(found_flux_jy=found[j]["flux_jy"], offset_arcsec=float(d), flux_ratio=ratio)
+            dra = ((found[j]["ra_deg"] - ra[i] + 180.0) % 360.0 - 180.0) * np.cos(np.radians(dec[i])) * 3600.0
+            ddec = (found[j]["dec_deg"] - dec[i]) * 3600.0
+            row.update(found_flux_jy=found[j]["flux_jy"], offset_arcsec=float(d), flux_ratio=ratio,
+                       dra_arcsec=float(dra), ddec_arcsec=float(ddec))
             offs.append(float(d))
+            dras.append(float(dra))
+            ddecs.append(float(ddec))
             ratios.append(ratio)
         matches.append(row)
     n_exp = int(expected.sum())
@@ -148,6 +88,9 @@ def match_catalogue(m: MosaicArrays, found: list[dict], catalogue, freq_hz: floa
         "flux_ratio_median": float(np.median(ratios)) if ratios else None,
         "offset_arcsec_median": float(np.median(offs)) if offs else None,
         "offset_arcsec_max": float(np.max(offs)) if offs else None,
+        "dra_arcsec_median": float(np.median(dras)) if dras else None,
+        "ddec_arcsec_median": float(np.median(ddecs)) if ddecs else None,
+        "astrometric_offset_arcsec": float(np.hypot(np.median(dras), np.median(ddecs))) if dras else None,
         "match_radius_arcsec": radius_arcsec, "matches": matches,
     }
 
@@ -177,26 +120,49 @@ def noise_figures(m: MosaicArrays, opts: MosaicOptions, beam_major_arcsec: float
 
 
 def assess(figures: dict, opts: MosaicOptions) -> dict:
-    """Pass/fail of every configured threshold; a disabled (None) threshold is skipped."""
+    """Pass/fail of every configured threshold; a disabled (None) threshold is skipped.
+
+    ``failed`` names each failed check with its value and limit, e.g.
+    'flux_ratio_median 0.41 outside [0.8, 1.2]', for status and publish to show.
+    """
     checks = []
 
-    def check(name, value, limit, ok):
+    def check(name, value, limit, ok, text):
         if limit is None:
             return
-        checks.append({"check": name, "value": value, "limit": limit, "passed": bool(value is not None and ok(value))})
+        passed = bool(value is not None and ok(value))
+        checks.append({"check": name, "value": value, "limit": limit, "passed": passed,
+                       "reason": None if passed else text(value)})
 
-    check("noise_jy <= max_noise_jy", figures["noise_jy"], opts.max_noise_jy, lambda v: v <= opts.max_noise_jy)
-    check("dynamic_range >= min_dynamic_range", figures["dynamic_range"], opts.min_dynamic_range,
-          lambda v: v >= opts.min_dynamic_range)
-    check("noise_ratio <= max_noise_ratio", figures["noise_ratio"], opts.max_noise_ratio,
-          lambda v: v <= opts.max_noise_ratio)
+    def fmt(v):
+        return "none" if v is None else f"{v:.3g}"
+
+    check("noise_jy", figures["noise_jy"], opts.max_noise_jy, lambda v: v <= opts.max_noise_jy,
+          lambda v: f"noise_jy {fmt(v)} > max_noise_jy {opts.max_noise_jy:g}")
+    check("dynamic_range", figures["dynamic_range"], opts.min_dynamic_range,
+          lambda v: v >= opts.min_dynamic_range,
+          lambda v: f"dynamic_range {fmt(v)} < min_dynamic_range {opts.min_dynamic_range:g}")
+    check("noise_ratio", figures["noise_ratio"], opts.max_noise_ratio, lambda v: v <= opts.max_noise_ratio,
+          lambda v: f"noise_ratio (measured/expected rms) {fmt(v)} > {opts.max_noise_ratio:g}")
+    check("radiometer_ratio", figures.get("radiometer_ratio"),  # only where sefd_jy gave a figure
+          opts.max_radiometer_ratio if "radiometer_ratio" in figures else None,
+          lambda v: v <= opts.max_radiometer_ratio,
+          lambda v: f"radiometer_ratio (tile rms/radiometer noise) {fmt(v)} > {opts.max_radiometer_ratio:g}")
+    check("false_detection_fraction", figures.get("false_detection_fraction"), opts.max_false_fraction,
+          lambda v: v <= opts.max_false_fraction,
+          lambda v: f"false_detection_fraction (negated image) {fmt(v)} > {opts.max_false_fraction:g}")
     cat = figures.get("catalogue")
     if cat is not None and cat["n_expected"]:
-        check("recovery_fraction >= min_source_recovery_fraction", cat["recovery_fraction"],
-              opts.min_source_recovery_fraction, lambda v: v >= opts.min_source_recovery_fraction)
+        check("recovery_fraction", cat["recovery_fraction"], opts.min_source_recovery_fraction,
+              lambda v: v >= opts.min_source_recovery_fraction,
+              lambda v: f"recovery_fraction {fmt(v)} < {opts.min_source_recovery_fraction:g} "
+                        f"({cat['n_matched']}/{cat['n_expected']} {cat.get('name', 'catalogue')} sources)")
         if opts.flux_ratio_range is not None:
             lo, hi = opts.flux_ratio_range
-            check("flux_ratio_median within flux_ratio_range", cat["flux_ratio_median"], [lo, hi],
-                  lambda v: lo <= v <= hi)
-    failed = [c["check"] for c in checks if not c["passed"]]
+            check("flux_ratio_median", cat["flux_ratio_median"], [lo, hi], lambda v: lo <= v <= hi,
+                  lambda v: f"flux_ratio_median {fmt(v)} outside [{lo:g}, {hi:g}]")
+        check("astrometric_offset_arcsec", cat.get("astrometric_offset_arcsec"), opts.max_offset_arcsec,
+              lambda v: v <= opts.max_offset_arcsec,
+              lambda v: f"astrometric_offset_arcsec {fmt(v)} > {opts.max_offset_arcsec:g}")
+    failed = [c["reason"] for c in checks if not c["passed"]]
     return {"status": "failed" if failed else "passed", "failed": failed, "checks": checks, **figures}

@@ -71,6 +71,15 @@ class MosaicOptions:
     max_noise_ratio: float | None = 1.5  # measured MAD rms / noise map (artefacts, bad cal)
     min_source_recovery_fraction: float | None = 0.8  # only with a catalogue
     flux_ratio_range: tuple[float, float] | None = (0.8, 1.2)  # median measured/catalogue
+    max_offset_arcsec: float | None = 3.0  # median astrometric offset from the catalogue
+    max_false_fraction: float | None = 0.1  # negated-image detections / detections (5 sigma)
+    max_radiometer_ratio: float | None = None  # median tile rms / radiometer noise (needs sefd_jy)
+    sefd_jy: float | None = None  # per-dish system equivalent flux density for the radiometer noise
+    bandwidth_hz: float = 187.5e6  # imaged bandwidth (16 subbands)
+    n_antennas: int = 96
+    find_sources: bool = True  # False: no catalogue (an empty one is written), e.g. to time combination
+    finder_thresh_pix: float = 5.0  # PyBDSF: island peak above this many local rms is a source
+    finder_thresh_isl: float = 3.0  # PyBDSF: island boundary
 
 
 def load_plane(path: Path) -> tuple[np.ndarray, WCS, fits.Header]:

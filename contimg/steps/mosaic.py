@@ -70,8 +70,42 @@ def _tiles_for(db, members: list[str]):
     return out, missing
 
 
+def _off(v):
+    """0 in the configuration means: not checked."""
+    return v if v else None
+
+
+def mosaic_options(cfg):
+    """MosaicOptions from the configuration (mosaic.* and qa.*)."""
+    from contimg.mosaicking import MosaicOptions
+
+    lo, hi = cfg.qa_flux_ratio_min, cfg.qa_flux_ratio_max
+    return MosaicOptions(max_noise_jy=_off(cfg.mosaic_max_noise_jy),
+                         min_dynamic_range=_off(cfg.mosaic_min_dynamic_range), workers=cfg.mosaic_workers, max_offset_arcsec=_off(cfg.qa_max_offset_arcsec),
+                         flux_ratio_range=(lo, hi) if lo and hi else None,
+                         min_source_recovery_fraction=_off(cfg.qa_min_recovery),
+                         max_false_fraction=_off(cfg.qa_max_false_fraction),
+                         max_noise_ratio=_off(cfg.qa_max_noise_ratio), sefd_jy=_off(cfg.qa_sefd_jy),
+                         max_radiometer_ratio=_off(cfg.qa_max_radiometer_ratio))
+
+
+def qa_catalogue(cfg):
+    """The reference catalogue (sky_model.catalogue) if configured, else the calibrators'."""
+    path = cfg.values.get("sky_model.catalogue")
+    if path:
+        from contimg.astro.refcat import RefCatError, read_refcat
+
+        try:
+            return read_refcat(path), f"reference catalogue {Path(path).name}"
+        except RefCatError as exc:
+            raise StepError(f"sky_model.catalogue: {exc}", retryable=False) from exc
+    from contimg.astro.catalog import load_calibrators
+
+    return load_calibrators(compact_only=True), "calibrator catalogue"
+
+
 def mosaic_one(ctx: StepContext, job: Job) -> Outcome:
-    from contimg.mosaicking import MosaicOptions, check_tiles, combine, validate_tiles
+    from contimg.mosaicking import check_tiles, combine, validate_tiles
 
     cfg, db, mid = ctx.config, ctx.db, job.subject
     mosaic = mosaics.get_mosaic(db, mid)
@@ -81,30 +115,30 @@ def mosaic_one(ctx: StepContext, job: Job) -> Outcome:
     problems = missing + check_tiles(tiles)
     if problems:
         raise StepError(f"mosaic {mid}: {len(problems)} member file problem(s): " + "; ".join(problems))
-    opts = MosaicOptions(max_noise_jy=cfg.mosaic_max_noise_jy,
-                         min_dynamic_range=cfg.mosaic_min_dynamic_range)
+    opts = mosaic_options(cfg)
     waiting = defer_unless_room(ctx, job, 0.0, "the mosaic")  # a few tiles' size: the reserve
     if waiting is not None:
         return waiting
     validation = validate_tiles(tiles, opts)
     out_dir = names.mosaic_dir(cfg.staging, mid)
-    from contimg.astro.catalog import load_calibrators
-
-    # QA compares what was found with the catalogue sources expected in the field
-    result = combine(tiles, out_dir, mid, opts, catalogue=load_calibrators(compact_only=True))
+    catalogue, cat_name = qa_catalogue(cfg)
+    result = combine(tiles, out_dir, mid, opts, catalogue=catalogue, catalogue_name=cat_name)
     files = {"mosaic_fits": str(result.mosaic_fits), "noise_fits": str(result.noise_fits),
-             "png": str(result.png)}
+             "png": str(result.png), **{k: str(v) for k, v in result.catalog.items()}}
     checksums = {Path(p).name: sha256_file(Path(p)) for p in files.values()}
     qa = dict(result.qa)
     qa.setdefault("status", "failed")
     qa.update(members=mosaic["members"], start_mjd=mosaic["start_mjd"], end_mjd=mosaic["end_mjd"],
               noise_jy=result.noise_jy, dynamic_range=result.dynamic_range,
-              nsources=len(result.sources), warning=mosaic["warning"])
+              nsources=len(result.sources), warning=mosaic["warning"], timings=result.timings)
+    if "catalogue" in qa:  # the per-source rows are in the catalogue files; keep the figures
+        qa["catalogue"] = {k: v for k, v in qa["catalogue"].items() if k != "matches"}
     jobs.complete(db, job, message=f"combined {len(tiles)} tiles; QA {qa['status']}",
                   next_jobs=[NextJob("publish", mid, mosaic["start_mjd"])],
                   record=lambda conn: mosaics.finish_mosaic_in(
                       conn, mid, dir=str(out_dir), files=files, checksums=checksums,
                       validation=validation, qa=qa))
-    return Outcome(mid, "done", f"{result.mosaic_fits} (QA {qa['status']}, validation "
+    why = f": {'; '.join(qa['failed'])}" if qa.get("failed") else ""
+    return Outcome(mid, "done", f"{result.mosaic_fits} (QA {qa['status']}{why}, validation "
                    f"{validation['status']}, noise {result.noise_jy * 1e3:.2f} mJy/beam)",
                    data={"files": files})

@@ -32,7 +32,7 @@ def publish_one(ctx: StepContext, job: Job, *, force: bool = False) -> Outcome:
         return Outcome(pid, "skipped", f"{pid} already published at {prod['published_dir']}")
     passed = prod["qa_status"] == "passed" and prod["validation_status"] == "valid"
     if not passed and not force and prod["state"] != "publishing":
-        reason = (f"held in staging: QA {prod['qa_status']}, validation {prod['validation_status']}; "
+        reason = (f"held in staging: {hold_reason(db, prod)}; "
                   f"inspect {prod['staged_dir']}, then 'contimg publish --force {pid}' to publish anyway")
         mosaics.set_product_state(db, pid, "held", reason)
         jobs.complete(db, job, message=reason)
@@ -51,6 +51,19 @@ def publish_one(ctx: StepContext, job: Job, *, force: bool = False) -> Outcome:
     jobs.complete(db, job, message=f"published to {dest}",
                   record=lambda conn: mosaics.mark_published_in(conn, pid, str(dest)))
     return Outcome(pid, "done", str(dest), data={"published_dir": str(dest)})
+
+
+def hold_reason(db, prod: dict) -> str:
+    """Which QA criteria failed, with their values and limits, and the validation problems."""
+    m = mosaics.get_mosaic(db, prod["mosaic_id"]) or {}
+    parts = []
+    if prod["qa_status"] != "passed":
+        failed = (m.get("qa") or {}).get("failed") or []
+        parts.append(f"QA {prod['qa_status']}" + (f" ({'; '.join(str(f) for f in failed)})" if failed else ""))
+    if prod["validation_status"] != "valid":
+        probs = (m.get("validation") or {}).get("problems") or []
+        parts.append(f"validation {prod['validation_status']}" + (f" ({'; '.join(probs)})" if probs else ""))
+    return ", ".join(parts) or "not passed"
 
 
 def _move(cfg, prod: dict) -> Path:
