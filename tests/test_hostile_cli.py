@@ -112,3 +112,4 @@ def test_item22_symlink_out_of_incoming_refused_unless_configured(cli, valid, tm
     res = cli("ingest", "--json", env={"CONTIMG_INGEST_FOLLOW_SYMLINKS": "true"})
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["observations"][0]["nsubbands"] == 16
+    assert cli.json("status")["quarantined"] == [], "the refusal is forgotten once allowed"

@@ -172,6 +172,17 @@ def quarantine_file(db: Database, path: str, size: int, mtime: float, error: str
     return True
 
 
+def forget_refused_link(db: Database, path: str) -> None:
+    """A symlink refused earlier is now allowed (ingest.follow_symlinks): drop its record,
+    so status stops listing it (the event log keeps the history)."""
+    with db.transaction() as conn:
+        cur = conn.execute("DELETE FROM subband_files WHERE path = ? AND status = 'quarantined'"
+                           " AND error LIKE 'symlink to %'", (path,))
+        if cur.rowcount:
+            add_event(conn, "allowed", f"{path}: symlink now followed (ingest.follow_symlinks)",
+                      step="ingest")
+
+
 def quarantine_at_convert_in(conn: sqlite3.Connection, obs_id: str,
                              rejected: list[tuple[str, str]]) -> None:
     """Files convert left out (unusable, or gone from disk): quarantined with the reason,

@@ -156,6 +156,8 @@ def _consider(cfg: Config, db: Database, cand: Candidate, report: IngestReport,
     if refused:
         _quarantine(db, shown, st, refused, sb, mjd, report)
         return
+    if cfg.ingest_follow_symlinks and os.path.islink(path) and state.known_file(db, shown):
+        state.forget_refused_link(db, shown)
     path = path.resolve()
     known = state.known_file(db, str(path))
     if known and known["size"] == st.st_size and known["mtime"] == st.st_mtime:
