@@ -148,7 +148,8 @@ def assess(figures: dict, opts: MosaicOptions) -> dict:
           opts.max_radiometer_ratio if "radiometer_ratio" in figures else None,
           lambda v: v <= opts.max_radiometer_ratio,
           lambda v: f"radiometer_ratio (tile rms/radiometer noise) {fmt(v)} > {opts.max_radiometer_ratio:g}")
-    check("false_detection_fraction", figures.get("false_detection_fraction"), opts.max_false_fraction,
+    check("false_detection_fraction", figures.get("false_detection_fraction"),
+          opts.max_false_fraction if "false_detection_fraction" in figures else None,
           lambda v: v <= opts.max_false_fraction,
           lambda v: f"false_detection_fraction (negated image) {fmt(v)} > {opts.max_false_fraction:g}")
     cat = figures.get("catalogue")
