@@ -33,7 +33,21 @@ def catalogue_sources(ms: Path, cat: RefCatalog, *, max_sources: int = 12,
     """The ``max_sources`` brightest catalogue sources in the beam during ``ms`` (apparent flux)."""
     cands = [CalSource(f"ref{i}", float(cat.ra_deg[i]), float(cat.dec_deg[i]), float(cat.flux_jy[i]),
                        float(cat.spectral_index[i])) for i in range(len(cat))]
-    return sources_in_beam(ms, cands, min_apparent_jy)[:max_sources]
+    return [precise(s) for s in sources_in_beam(ms, cands, min_apparent_jy)[:max_sources]]
+
+
+def precise(src: CalSource, match_arcsec: float = 20.0) -> CalSource:
+    """A catalogue source that is a packaged calibrator takes the calibrator's position (VLA
+    calibrator positions are good to milliarcseconds; survey positions to arcseconds, and 2
+    arcsec is ~40 deg of phase on DSA-110's longest baselines).  Flux stays the catalogue's."""
+    from contimg.astro.catalog import load_calibrators
+
+    dec = np.radians(src.dec_deg)
+    for c in load_calibrators(compact_only=True):
+        d = np.hypot((c.ra_deg - src.ra_deg) * np.cos(dec), c.dec_deg - src.dec_deg) * 3600.0
+        if d <= match_arcsec:
+            return CalSource(c.name, c.ra_deg, c.dec_deg, src.flux_jy, src.spectral_index)
+    return src
 
 
 def jones_from_tables(tables: list[Path], nant: int, nchan: int) -> np.ndarray:
