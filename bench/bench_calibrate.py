@@ -114,9 +114,9 @@ def main() -> None:
     ms = Path([ln for ln in proc.stdout.splitlines() if ln.startswith("MS=")][-1][3:])
     size_mb = sum(f.stat().st_size for f in ms.rglob("*") if f.is_file()) / 2**20
     report = {"nants": args.nants, "nchan_total": 16 * args.nchan, "ms_mb_before": round(size_mb)}
-    # the old path first, on an unflagged copy; then the new one (flagging changes the MS)
+    # each path on its own copy of the cached MS (flagging and applying change it)
     work = args.cache / "work.ms"
-    for label, modes in (("old", ("solve_old", "apply_old")), ("new", ("flag", "solve", "phasecal", "apply"))):
+    for label, modes in (("new", ("flag", "solve", "phasecal", "apply")), ("old", ("solve_old", "apply_old"))):
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(ms, work)
         for mode in modes:
@@ -125,6 +125,8 @@ def main() -> None:
             if p.returncode:
                 sys.exit(f"{mode} failed:\n{p.stderr[-3000:]}")
             report[mode] = json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("RESULT=")][-1][7:])
+            print(f"{mode}: {report[mode]['elapsed_s']} s, peak RSS {report[mode]['peak_rss_mb']} MB",
+                  file=sys.stderr, flush=True)  # progress: the old path alone takes minutes
         report[f"ms_mb_after_{label}"] = round(sum(f.stat().st_size for f in work.rglob("*") if f.is_file()) / 2**20)
     shutil.rmtree(work, ignore_errors=True)
     r = report
