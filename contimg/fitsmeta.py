@@ -64,6 +64,9 @@ def stamp(header: fits.Header, kind: str, *, obj: str, start_mjd: float | None, 
     header["ORIGIN"] = (f"contimg {__version__}", "software that wrote this file")
     header["DATE"] = (datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), "file written (UTC)")
     header["TIMESYS"] = ("UTC", "")
+    for key, value in (("MJD-OBS", start_mjd), ("DATE-END", end_mjd), ("MJD-END", end_mjd)):
+        if value is None:
+            header.remove(key, ignore_missing=True)  # no stale time from an earlier stamp
     if start_mjd is not None:
         header["DATE-OBS"] = (Time(start_mjd, format="mjd", scale="utc").isot, "start of data (UTC)")
         header["MJD-OBS"] = (float(start_mjd), "start of data, MJD (UTC)")

@@ -105,3 +105,13 @@ def test_m1_image_products_pass_fitsverify(image_set):
     d, names = image_set
     for key in ("image_fits", "residual_fits", "pb_fits", "pbcor_fits"):
         assert fitsverify_errors(d / names[key]) == 0, key
+
+
+def test_m1_unset_time_range_is_left_out_not_written_as_1858(tmp_path, image_set):
+    d, names = image_set
+    out = tmp_path / "p"
+    shutil.copytree(d, out)
+    stamp_headers(out, "20250601T060000", {"ms": "x.ms"}, {"start_mjd": 0.0, "end_mjd": 0.0})
+    h = fits.getheader(out / names["image_fits"])
+    assert h["MJD-OBS"] == pytest.approx(START, abs=1e-7)  # from the image's own DATE-OBS
+    assert "DATE-END" not in h and "MJD-END" not in h and h["TELESCOP"] == "DSA-110"

@@ -72,14 +72,17 @@ def ms_provenance(ms: Path) -> dict:
     except Exception:  # noqa: BLE001 - CASA not started here: provenance is best effort
         return out
     try:
-        tb.open(str(Path(ms) / "OBSERVATION"))
-        tr = tb.getcol("TIME_RANGE")
+        tb.open(str(ms))  # the data's own times: OBSERVATION/TIME_RANGE may be left 0 by writers
+        t, dt = tb.getcol("TIME"), tb.getcol("INTERVAL")
         tb.close()
-        out["start_mjd"], out["end_mjd"] = float(tr[0].min()) / 86400.0, float(tr[1].max()) / 86400.0
+        if t.size and float(t.min()) > 0:
+            out["start_mjd"] = float((t - dt / 2).min()) / 86400.0
+            out["end_mjd"] = float((t + dt / 2).max()) / 86400.0
         tb.open(str(Path(ms) / "HISTORY"))
         msgs = [str(m) for m in tb.getcol("MESSAGE")] if tb.nrows() else []
         tb.close()
-        out["caltables"] = [m.split("=", 1)[1].strip() for m in msgs if m.strip().startswith("gaintable")]
+        out["caltables"] = [m.split("=", 1)[1].strip().strip("[]").replace("'", "")
+                            for m in msgs if m.strip().startswith("gaintable")]
     except Exception:  # noqa: BLE001
         pass
     finally:
@@ -97,10 +100,13 @@ def stamp_headers(products: Path, name: str, record: dict, provenance: dict | No
     names = output_names(name)
     prov = dict(provenance or {})
     hdr = fits.getheader(Path(products) / names["image_fits"])
-    start = record.get("start_mjd", prov.get("start_mjd"))
+    def valid(v):  # MJD 0 (1858): a writer left the time unset
+        return float(v) if v is not None and float(v) > 40000 else None
+
+    start = valid(record.get("start_mjd")) or valid(prov.get("start_mjd"))
+    end = valid(record.get("end_mjd")) or valid(prov.get("end_mjd"))
     if start is None and hdr.get("DATE-OBS"):
-        start = float(Time(hdr["DATE-OBS"], scale="utc").mjd)
-    end = record.get("end_mjd", prov.get("end_mjd"))
+        start = valid(Time(hdr["DATE-OBS"], scale="utc").mjd)
     opts = record.get("options") or {}
     history = {"observation": name, "MS": record.get("ms"), "data column": record.get("datacolumn"),
                "calibration tables": ", ".join(prov.get("caltables") or []) or None,
