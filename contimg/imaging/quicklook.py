@@ -29,7 +29,16 @@ def display_norm(img: np.ndarray, noise: float):
     vmin, vmax = -3.0 * noise, max(top, 50.0 * noise)
     # asinh turns from linear to logarithmic near a * (vmax - vmin): put that at ~10 sigma
     a = float(np.clip(13.0 * noise / (vmax - vmin), 1e-4, 1.0))
-    return ImageNormalize(vmin=vmin, vmax=vmax, stretch=AsinhStretch(a=a), clip=True)
+    return ImageNormalize(vmin=vmin, vmax=vmax, stretch=AsinhStretch(a=a), clip=False)
+
+
+def display_cmap():
+    """inferno with blanked (NaN) pixels light grey: outside the beam is not 'bright'."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["inferno"].copy()
+    cmap.set_bad("#dddddd")
+    return cmap
 
 
 def obs_time_label(name: str) -> str:
@@ -53,7 +62,7 @@ def write_png(path: Path, img: np.ndarray, wcs2d, *, noise: float, beam_arcsec: 
     norm = display_norm(img, noise)
     fig = plt.figure(figsize=(8.5, 8))
     ax = fig.add_subplot(projection=wcs2d)
-    im = ax.imshow(img, origin="lower", cmap="inferno", norm=norm, interpolation="nearest")
+    im = ax.imshow(img, origin="lower", cmap=display_cmap(), norm=norm, interpolation="nearest")
     ax.set_xlabel("RA (ICRS)")
     ax.set_ylabel("Dec (ICRS)")
     ax.coords.grid(color="white", alpha=0.25, linestyle=":")

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from contimg.imaging.quicklook import display_norm
+from contimg.imaging.quicklook import display_cmap, display_norm
 from contimg.mosaicking.grid import MosaicArrays
 
 
@@ -45,7 +45,7 @@ def write_png(path: Path, m: MosaicArrays, sources: list[dict], title: str, max_
     fig = Figure(figsize=(width, min(max(width * ny / nx + 1.8, 3.5), 12.0)), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(projection=wcs)
-    im = ax.imshow(img, origin="lower", cmap="inferno", norm=norm, interpolation="nearest")
+    im = ax.imshow(img, origin="lower", cmap=display_cmap(), norm=norm, interpolation="nearest")
     if sources:
         ra = np.array([s["ra_deg"] for s in sources])
         dec = np.array([s["dec_deg"] for s in sources])
