@@ -20,9 +20,9 @@ def command(app: App, observations: tuple[str, ...], limit: int | None) -> None:
 
     IDs as arguments or on stdin; --all (or no stdin at all) for every pending one.
     """
+    subjects = items_from(observations)   # empty input exits before the heavy imports
     from contimg.steps.convert import STEP, convert_one  # here: TAB completion stays fast
 
-    subjects = items_from(observations)
     with progress_reporter(app) as progress:
         outcomes = run_and_render(app, STEP, convert_one, subjects, limit, progress=progress,
                                   show=False)

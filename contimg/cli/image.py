@@ -20,6 +20,7 @@ from contimg.cli.stepcmd import run_and_render
 @pass_app
 def command(app: App, observations: tuple[str, ...], limit: int | None) -> None:
     """Image calibrated observations (IDs as arguments or on stdin; --all: every pending one)."""
+    subjects = items_from(observations)   # empty input exits before the heavy imports
     from contimg.steps.image import STEP, image_one  # here: TAB completion stays fast
 
-    run_and_render(app, STEP, image_one, items_from(observations), limit, casa=True)
+    run_and_render(app, STEP, image_one, subjects, limit, casa=True)

@@ -27,6 +27,8 @@ from contimg.state import mosaics
 def command(app: App, mosaic_ids: tuple[str, ...], limit: int | None, form_only: bool,
             list_only: bool) -> None:
     """Form mosaic groups from imaged observations, then combine pending ones (or the IDs given)."""
+    # empty input does nothing, not even forming groups; read it before the heavy imports
+    subjects = [] if list_only or form_only else items_from(mosaic_ids)
     from contimg.steps.mosaic import STEP, form_groups, mosaic_one  # here: fast TAB completion
 
     if list_only:
@@ -47,7 +49,6 @@ def command(app: App, mosaic_ids: tuple[str, ...], limit: int | None, form_only:
         if app.json_output:
             emit_json(report.__dict__)
         return
-    subjects = items_from(mosaic_ids)
     outcomes = run_and_render(app, STEP, mosaic_one, subjects, limit, exit_now=False)
     if not outcomes and not subjects:
         _explain_waiting(app)
