@@ -150,3 +150,11 @@ def test_item04_redo_unknown_or_running_is_refused(cli) -> None:
     res = cli("redo", "convert", "20250101T000000")
     assert res.exit_code == 1 and "running in someone-else" in res.stdout
     assert jobs.find(db, "convert", "20250101T000000").state == "running"
+
+
+def test_item02_a_state_directory_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = _run(blocker / "h", "init")
+    assert res.returncode == 2
+    assert "cannot create the state directory" in _one_line_error(res.stderr)

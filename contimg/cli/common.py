@@ -82,7 +82,11 @@ class App:
             except StateError as exc:
                 fail_usage(str(exc))
             if not self.read_only:
-                cfg.ensure_dirs()
+                try:
+                    cfg.ensure_dirs()
+                except OSError as exc:
+                    fail_usage(f"cannot create {exc.filename or cfg.home}: "
+                               f"{exc.strerror or exc}; check --home and the paths.* settings")
         return self._db
 
     @property

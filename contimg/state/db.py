@@ -54,7 +54,11 @@ class Database:
         busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
         _check_file(self.path, create)
         if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StateError(f"cannot create the state directory {self.path.parent}: "
+                                 f"{exc.strerror or exc}") from None
         try:
             # mode=rw never creates the file (a reader racing a removal must not)
             target = self.path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
