@@ -48,16 +48,17 @@ def load_truth(home: Path) -> tuple[dict, Path]:
 
 
 def find_mosaics(home: Path) -> tuple[list[Path], bool]:
-    pub = [p for p in sorted((home / "products").rglob("*.fits")) if not p.name.endswith(".noise.fits")]
+    # the mosaic itself is <id>.fits (no other dot); .noise.fits, .cat.fits etc. are its companions
+    pub = [p for p in sorted((home / "products").rglob("*.fits")) if p.name.count(".") == 1]
     if pub:
         return pub, True
-    staged = [p for p in sorted((home / "staging").rglob("mos_*.fits")) if not p.name.endswith(".noise.fits")]
+    staged = [p for p in sorted((home / "staging").rglob("mos_*.fits")) if p.name.count(".") == 1]
     return staged, False
 
 
 def published_source_list(mosaic: Path):
-    """The pipeline's own source list beside the mosaic, if it publishes one."""
-    for p in sorted(mosaic.parent.iterdir()):
+    """The pipeline's own source list beside the mosaic, if it publishes one (``<id>.cat.csv``)."""
+    for p in sorted(mosaic.parent.iterdir(), key=lambda q: not q.name.endswith(".cat.csv")):
         if p.suffix.lower() not in (".csv", ".json") or not any(k in p.name.lower() for k in ("source", "cat")):
             continue
         try:
@@ -65,7 +66,9 @@ def published_source_list(mosaic: Path):
                     if p.suffix.lower() == ".csv" else json.loads(p.read_text()))
             if isinstance(rows, dict):
                 rows = rows.get("sources", [])
-            out = [{"ra_deg": float(r["ra_deg"]), "dec_deg": float(r["dec_deg"]), "flux_jy": float(r["flux_jy"]),
+            # peak (Jy/beam) is what is compared with the expected peak; else the catalogue's flux
+            out = [{"ra_deg": float(r["ra_deg"]), "dec_deg": float(r["dec_deg"]),
+                    "flux_jy": float(r["peak_jy"] if r.get("peak_jy") not in (None, "") else r["flux_jy"]),
                     "snr": float(r["snr"]) if r.get("snr") not in (None, "") else None} for r in rows]
             return out, p.name
         except (KeyError, ValueError, TypeError):
