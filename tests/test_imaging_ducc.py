@@ -152,9 +152,9 @@ def test_m1_ducc_reports_when_the_iteration_cap_bound():
 def test_m1_image_backend_is_validated(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="backend must be one of ducc, tclean"):
         ImageOptions(backend="wsclean")
-    assert ImageOptions().backend == "ducc" and ImageOptions(backend="tclean").niter_for("tclean") == 1000
+    assert ImageOptions().backend == "tclean" and ImageOptions(backend="ducc").niter_for("tclean") == 1000
     monkeypatch.setenv("CONTIMG_IMAGE_BACKEND", "wsclean")
     with pytest.raises(ConfigError, match="image.backend"):
         load_config(home=tmp_path)
-    monkeypatch.setenv("CONTIMG_IMAGE_BACKEND", "tclean")
-    assert load_config(home=tmp_path).image_backend == "tclean"
+    monkeypatch.setenv("CONTIMG_IMAGE_BACKEND", "ducc")
+    assert load_config(home=tmp_path).image_backend == "ducc"
