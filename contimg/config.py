@@ -98,7 +98,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("qa", "flux_ratio_min", float, 0.8, "mosaic QA: median flux ratio found/catalogue must be at least this; 0: not checked"),
     Option("qa", "flux_ratio_max", float, 1.2, "mosaic QA: median flux ratio found/catalogue must be at most this; 0: not checked"),
     Option("qa", "min_recovery", float, 0.8, "mosaic QA: fraction of catalogue sources expected above 10 sigma that must be found; 0: not checked", hi=1.0),
-    Option("qa", "max_false_fraction", float, 0.1, "mosaic QA: detections in the negated mosaic over detections (both 5 sigma); 0: not checked"),
+    Option("qa", "max_false_fraction", float, 0.0, "mosaic QA: detections in the negated mosaic over detections (both 5 sigma); 0: not checked (the default: negative sidelobes of bright sources count too)"),
     Option("qa", "max_noise_ratio", float, 1.5, "mosaic QA: measured rms of mosaic / noise map over the noise map; 0: not checked"),
     Option("qa", "sefd_jy", float, 0.0, "per-dish system equivalent flux density for the radiometer noise; 0: not computed"),
     Option("qa", "max_radiometer_ratio", float, 3.0, "mosaic QA: median tile rms over the radiometer noise (needs qa.sefd_jy); 0: not checked"),

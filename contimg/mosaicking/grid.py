@@ -149,7 +149,8 @@ def _regrid(tile: Tile, fp: TileFootprint, out_wcs: WCS, opts: MosaicOptions):
         good = np.isfinite(out[1]) & np.isfinite(out[0]) & (out[1] >= opts.pb_cutoff)
         if masked:
             good &= out[2] > 0.999
-    return np.where(good, out[0], 0.0).astype(np.float32), out[1].astype(np.float32), good
+    # zero outside: the accumulation multiplies weight by beam, and 0 * NaN would blank the sum
+    return np.where(good, out[0], 0.0).astype(np.float32), np.where(good, out[1], 0.0).astype(np.float32), good
 
 
 def _regrid_job(args):
