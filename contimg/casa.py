@@ -16,7 +16,7 @@ keeps the terminal (``start(..., native_stderr_to_log=True)``); ``status -v`` sh
 the age of the measures data and how to refresh it.
 
 The site file is executed by casaconfig without ``__file__`` and an error inside it
-silently discards the whole file (see PITFALLS.md), so it holds only plain
+silently discards the whole file (see docs/pitfalls.md), so it holds only plain
 assignments of literals.
 """
 

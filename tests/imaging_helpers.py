@@ -1,12 +1,12 @@
 """Helpers for the imaging tests: a wide-field simulated observation and CASA in a child.
 
 The observation points at Dec +55 (18 deg from the zenith at OVRO), where the w-term
-moves sources 1-2 deg out by 6-18 arcsec if ignored (PITFALLS.md).  Sources sit at
+moves sources 1-2 deg out by 6-18 arcsec if ignored (docs/pitfalls.md).  Sources sit at
 chosen (l, m) offsets from the MS phase centre (the meridian at mid time), including
 three 1.2-1.5 deg out.  Noise is on and gains are off, so DATA is "calibrated".
 
 image_ms runs in a child process: build_ms (python-casacore) runs in the test process
-and DESIGN.md keeps casatools and python-casacore apart.
+and docs/pitfalls.md keeps casatools and python-casacore apart.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Helpers for the msio tests: small simulations, expected values, CASA in a child process.
 
 CASA (casatools) runs only in child processes here, because the converter and
-pyuvdata load python-casacore in the test process (DESIGN.md: keep them apart).
+pyuvdata load python-casacore in the test process (docs/pitfalls.md: keep them apart).
 """
 
 from __future__ import annotations

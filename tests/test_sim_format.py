@@ -1,4 +1,4 @@
-"""Simulated files have exactly the layout of DATA_FORMAT.md and pyuvdata reads them."""
+"""Simulated files have exactly the layout of docs/data-format.md and pyuvdata reads them."""
 
 from __future__ import annotations
 

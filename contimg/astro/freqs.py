@@ -1,4 +1,4 @@
-"""The correlator's frequency arithmetic (see DATA_FORMAT.md).
+"""The correlator's frequency arithmetic (see docs/data-format.md).
 
 Fine channels sit at 1530 MHz - k * 250/8192 MHz. Subband ``sb`` starts at fine
 channel 1024 + 384 sb and averages 8 fine channels per output channel, giving 48

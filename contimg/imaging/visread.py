@@ -3,7 +3,7 @@
 The ducc backend grids from numpy arrays.  casatools (loaded in the imaging process)
 hands columns back as complex128/float64 copies: ~100 s for a full observation's 1.4 GB
 DATA column on a loaded 2-core machine.  python-casacore reads the native complex64 2-3x
-faster, but must not share a process with CASA (DESIGN.md), so a child process
+faster, but must not share a process with CASA (docs/pitfalls.md), so a child process
 (``python -m contimg.imaging.visread``) reads the MS in blocks of rows and reduces each
 block at once to what imaging needs: Stokes I = weighted mean of the two parallel hands
 (a flagged hand gets weight 0), averaged over ``chanbin`` adjacent channels with the

@@ -22,7 +22,7 @@ import numpy as np
 
 from contimg.astro import site
 
-# Correlator arithmetic (DATA_FORMAT.md): fine channels of 250/8192 MHz below 1530 MHz;
+# Correlator arithmetic (docs/data-format.md): fine channels of 250/8192 MHz below 1530 MHz;
 # subband sb spans fine channels 1024 + 384 sb ... + 383 (sb00 highest).
 FINE_HZ = 250e6 / 8192
 TOP_HZ = 1530e6
