@@ -6,6 +6,9 @@ set -euo pipefail
 DEMO_HOME="${CONTIMG_DEMO_HOME:-$PWD/contimg-demo}"
 NANTS="${CONTIMG_DEMO_NANTS:-24}"
 NCHAN="${CONTIMG_DEMO_NCHAN:-2}"
+# contimg refuses CONTIMG_* variables it does not know (a typo must not pass silently):
+# these three are the demo's own, so they are not passed on.
+unset CONTIMG_DEMO_HOME CONTIMG_DEMO_NANTS CONTIMG_DEMO_NCHAN
 export CONTIMG_HOME="$DEMO_HOME"
 start=$(date +%s)
 echo "== contimg demo in $DEMO_HOME (${NANTS} antennas, 16 x ${NCHAN} channels)"
