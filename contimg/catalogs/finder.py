@@ -54,6 +54,7 @@ class FoundSources:
     rms_median_jy: float = float("nan")
     finder: str = "PyBDSF"
     version: str = ""
+    note: str = ""  # how the finder deviated from its normal run, if it did
 
     def __len__(self) -> int:
         return len(self.columns.get("ra_deg", ()))
@@ -103,8 +104,7 @@ def find_sources(image: np.ndarray, header: fits.Header, opts: FinderOptions | N
     mosaic's edges), and sources must pass the threshold against both, the same
     rule as for the negated image.
     """
-    import bdsf
-
+    bdsf = _import_bdsf()
     opts = opts or FinderOptions()
     img = np.asarray(image, np.float32)
     if img.ndim != 2:
@@ -125,22 +125,66 @@ def find_sources(image: np.ndarray, header: fits.Header, opts: FinderOptions | N
         path = tmp / "image.fits"
         fits.PrimaryHDU(img, h).writeto(path)
         kw = {"rms_box": tuple(opts.rms_box)} if opts.rms_box else {}
-        with _quiet():
-            res = bdsf.process_image(str(path), quiet=True, thresh="hard", thresh_pix=opts.thresh_pix,
-                                     thresh_isl=opts.thresh_isl, adaptive_rms_box=opts.adaptive_rms_box,
-                                     ncores=1, output_opts=False, print_timing=False,
-                                     frequency=float(h.get("FREQ", h["CRVAL3"])), **kw)
+        run = dict(quiet=True, thresh="hard", thresh_pix=opts.thresh_pix, thresh_isl=opts.thresh_isl,
+                   adaptive_rms_box=opts.adaptive_rms_box, ncores=1, output_opts=False,
+                   print_timing=False, frequency=float(h.get("FREQ", h["CRVAL3"])), **kw)
+        try:
+            res = _process(bdsf, path, run)
+        except (RuntimeError, FloatingPointError) as exc:
+            # bdsf refuses a box of its rms map with (almost) no valid pixels, as at the
+            # ragged blank edge of a mosaic ("unphysical rms"). Blank pixels are given
+            # noise of the image's own level (seeded: the same image gives the same
+            # catalogue) so every box has statistics; sources there are dropped below.
+            fits.PrimaryHDU(_fill_blank(img), h).writeto(path, overwrite=True)
+            res = _process(bdsf, path, run)
+            out.note = f"bdsf rms map failed on blank pixels ({exc}); they were filled with noise"
         rms, mean = (_as_image(getattr(res, k), img.shape) for k in ("rms_arr", "mean_arr"))
         if noise_floor is not None:
             rms = np.fmax(rms, np.asarray(noise_floor, np.float32))
         out.rms_median_jy = float(np.nanmedian(rms[np.isfinite(img)]))
         out.columns = _columns(res.sources, rms, opts.max_sources, celestial_wcs(h))
         keep = out.columns["snr"] >= opts.thresh_pix
+        if len(keep):   # a source is only where the image has data
+            xi = np.clip(np.rint(out.columns["x"]).astype(int), 0, img.shape[1] - 1)
+            yi = np.clip(np.rint(out.columns["y"]).astype(int), 0, img.shape[0] - 1)
+            keep &= np.isfinite(img[yi, xi])
         out.columns = {k: v[keep] for k, v in out.columns.items()}
         out.n_negative, out.n_negative_gt10 = _negative_islands(img, mean, rms, opts)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _fill_blank(img: np.ndarray) -> np.ndarray:
+    """The image with NaN pixels replaced by seeded Gaussian noise of its robust rms."""
+    good = img[np.isfinite(img)]
+    sigma = 1.4826 * float(np.median(np.abs(good - np.median(good)))) or float(np.std(good)) or 1.0
+    out = img.copy()
+    blank = ~np.isfinite(out)
+    out[blank] = np.random.default_rng(0).normal(0.0, sigma, int(blank.sum())).astype(out.dtype)
+    return out
+
+
+def _process(bdsf, path: Path, run: dict):
+    # divide/invalid must not raise inside bdsf (see _import_bdsf)
+    with _quiet(), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return bdsf.process_image(str(path), **run)
+
+
+def _import_bdsf():
+    """Import bdsf without its side effect on numpy.
+
+    bdsf's gaul2srl module calls ``numpy.seterr(divide='raise')`` at import, for the
+    whole process: a later division by zero anywhere (bdsf's own rms-map workers on a
+    mosaic with blank boxes, or contimg's code) then raised FloatingPointError and
+    failed the mosaic. The error state from before the import is put back.
+    """
+    saved = np.geterr()
+    try:
+        import bdsf
+    finally:
+        np.seterr(**saved)
+    return bdsf
 
 
 def celestial_wcs(h: fits.Header):
