@@ -47,12 +47,14 @@ def test_c2_kill_during_write_leaves_no_partial_ms(group, tmp_path):
     target = tmp_path / "obs.ms"
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(target), *map(str, group)],
                             stderr=subprocess.PIPE)
-    tmp = target.parent / f".obs.ms.tmp-{proc.pid}"
     deadline = time.monotonic() + 60
-    while not (tmp / "table.dat").exists():  # the MS skeleton exists: blocks follow
+    # the child's temporary name: .obs.ms.tmp-<host>-<pid>-<token> (contimg.paths.temp_path)
+    while not (tmps := [p for p in target.parent.glob(f".obs.ms.tmp-*-{proc.pid}-*")
+                        if (p / "table.dat").exists()]):  # the MS skeleton exists: blocks follow
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "child never started writing"
         time.sleep(0.02)
+    tmp = tmps[0]
     time.sleep(1.0)  # a few blocks into the main table (0.2 s each, ~20 blocks)
     assert not target.exists()
     os.kill(proc.pid, signal.SIGKILL)

@@ -14,13 +14,13 @@ Only (3) and (4) are kept; (2) lives and dies in the staging directory.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from contimg import casa
+from contimg import casa, names
+from contimg.paths import staging_area
 
 from . import tables as ct
 from .fastsolve import bandpass_and_gain
@@ -29,12 +29,8 @@ from .types import CalibrationError, CalSource, SolveOptions, SolveResult
 
 PREPHASE_FRACTION = 1 / 8  # of the band, for step 2
 FLAG_SAMPLE_ROWS = 4000
-TABLE_SUFFIX = {"bandpass": "bcal", "gain": "gcal"}
-
-
-def final_paths(out_dir: Path, set_name: str) -> dict[str, Path]:
-    """Where solve() puts each table of a set: ``<out_dir>/<set_name>.bcal`` / ``.gcal``."""
-    return {k: Path(out_dir) / f"{set_name}.{sfx}" for k, sfx in TABLE_SUFFIX.items()}
+TABLE_SUFFIX = names.CALTABLE_SUFFIX
+final_paths = names.caltable_paths  # where solve() puts each table of a set (contimg.names)
 
 
 def _antenna_ids(tb, ms: Path) -> dict[str, int]:
@@ -179,8 +175,8 @@ def solve(ms: Path, out_dir: Path, set_name: str, sources: list[CalSource],
           opts: SolveOptions | None = None) -> SolveResult:
     """Solve bandpass and gains on calibrator observation ``ms`` (see module docstring).
 
-    Tables are staged in ``<out_dir>/.<set_name>.tmp-<pid>`` and renamed into
-    final_paths(out_dir, set_name) only when complete and verified; staging
+    Tables are staged in a private directory beside them (contimg.paths.staging_area)
+    and renamed into final_paths(out_dir, set_name) only when complete and verified;
     leftovers of crashed attempts are removed first; a re-solve replaces an
     existing set table by table (old one moved aside, then deleted).  Raises
     CalibrationError: no usable reference antenna, a CASA task failed, or all
@@ -196,15 +192,11 @@ def solve(ms: Path, out_dir: Path, set_name: str, sources: list[CalSource],
                                f"flux, got {[(s.name, s.flux_jy) for s in srcs]}")
     t0 = time.monotonic()
     tb = casa.tools().table()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ct.remove_leftovers(out_dir, set_name)
-    stage = ct.staging_dir(out_dir, set_name)
-    stage.mkdir()
-    try:
+    with staging_area(out_dir / set_name) as stage:
         timings: dict[str, float] = {}
         averaging, window = None, None
         paths = {k: stage / p.name for k, p in final_paths(out_dir, set_name).items()}
-        amp_final = Path(out_dir) / f"{set_name}.acal"
+        amp_final = names.amplitude_table_path(out_dir, set_name)
         if opts.average and opts.gain_calmode == "ap" and opts.write_amplitude:
             paths["amplitude"] = stage / amp_final.name
         if opts.average:  # one streamed pass + numpy solvers; never a full MODEL_DATA
@@ -231,15 +223,14 @@ def solve(ms: Path, out_dir: Path, set_name: str, sources: list[CalSource],
         replaced = [k for k in ("bandpass", "gain") if ct.install(paths[k], finals[k])]
         if "amplitude" in paths:
             ct.install(paths["amplitude"], amp_final)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     params = {
         **opts.to_dict(), "refant": refant, "refant_list": refs, "prephase_spw": window,
         "bandtype": "B", "solnorm": True, "gaintype": "G", "gain_calmode": opts.gain_calmode,
         "engine": "numpy stefcal on model-weighted average" if opts.average else "casa on full MS",
         "averaging": averaging,
         "apply_order": ["bandpass", "gain"],
-        "model": {"sources": [vars(s) for s in srcs], "primary_beam": "airy 4.65 m",
+        "model": {"sources": [{k: getattr(s, k) for k in ("name", "ra_deg", "dec_deg", "flux_jy",
+                                                           "spectral_index")} for s in srcs], "primary_beam": "airy 4.65 m",
                   "pointing_dec_deg": model.get("pointing_dec_deg")},
         "replaced": replaced, "casa": casa.tools().version_string(),
         "amplitude_table": str(amp_final) if "amplitude" in paths else None,

@@ -3,25 +3,21 @@
 A table is a directory; CASA writes ``table.dat`` (the description) and the
 column files ``table.f0``, ``table.f1``, ... plus subtables (ANTENNA,
 SPECTRAL_WINDOW, ...).  ``check_tables`` insists on those before anything is
-applied (K3).  Solving writes into a private staging directory
-``<out_dir>/.<set>.tmp-<pid>`` and renames each finished, verified table into
+applied (K3).  Solving writes into a private staging directory beside the set
+(contimg.paths.staging_area) and renames each finished, verified table into
 place, so a final path never holds a partial table.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from .types import CalTableMissing
-from contimg.paths import pid_alive as _pid_alive
+from contimg import paths
 
-TMP_TAG = ".tmp-"
-OLD_TAG = ".old-"
 REQUIRED_SUBTABLES = ("ANTENNA", "SPECTRAL_WINDOW")
 
 
@@ -46,45 +42,12 @@ def check_tables(paths: Iterable[Path]) -> None:
                 raise CalTableMissing(p, f"subtable {sub} missing")
 
 
-def staging_dir(out_dir: Path, set_name: str) -> Path:
-    """This process's private staging directory for ``set_name``."""
-    return Path(out_dir) / f".{set_name}{TMP_TAG}{os.getpid()}"
-
-
-
-
-def remove_leftovers(out_dir: Path, set_name: str) -> list[Path]:
-    """Delete staging directories (and tables moved aside by ``install``) of earlier attempts
-    at ``set_name`` whose process is gone, and this process's own stale ones; a live other
-    writer's are left alone."""
-    removed = []
-    found = [*Path(out_dir).glob(f".{set_name}{TMP_TAG}*"), *Path(out_dir).glob(f".{set_name}.*{OLD_TAG}*")]
-    for p in found:
-        try:
-            pid = int(p.name.rsplit("-", 1)[1])
-        except ValueError:
-            pid = -1
-        if pid > 0 and pid != os.getpid() and _pid_alive(pid):
-            continue
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        removed.append(p)
-    return removed
-
-
 def install(tmp_table: Path, final: Path) -> bool:
-    """Rename a verified table into place; an existing final table is moved aside first and
-    removed after (never a moment with a partial table at ``final``).  True if replaced."""
+    """Rename a verified table into place (contimg.paths.install: an existing table is
+    moved aside first and removed after, never a partial table at ``final``).  True if
+    replaced."""
     check_tables([tmp_table])
-    replaced = final.exists()
-    if replaced:
-        old = final.parent / f".{final.name}{OLD_TAG}{os.getpid()}"
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(final, old)
-        os.rename(tmp_table, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp_table, final)
-    return replaced
+    return paths.install(tmp_table, final)
 
 
 def table_quality(tb, path: Path, antennas=None) -> dict:

@@ -18,6 +18,7 @@ from astropy import units as u
 from astropy.table import Table
 
 from contimg import __version__
+from contimg.names import CATALOG_SUFFIX, catalog_file_names
 from contimg.catalogs.finder import FoundSources
 
 UNITS = {"ra_deg": u.deg, "dec_deg": u.deg, "ra_err_arcsec": u.arcsec, "dec_err_arcsec": u.arcsec,
@@ -25,11 +26,8 @@ UNITS = {"ra_deg": u.deg, "dec_deg": u.deg, "ra_err_arcsec": u.arcsec, "dec_err_
          "maj_arcsec": u.arcsec, "min_arcsec": u.arcsec, "pa_deg": u.deg, "maj_err_arcsec": u.arcsec,
          "min_err_arcsec": u.arcsec, "pa_err_deg": u.deg, "local_rms_jy": u.Jy / u.beam,
          "x": u.pix, "y": u.pix}
-SUFFIXES = {"catalog_fits": "cat.fits", "catalog_csv": "cat.csv", "catalog_vot": "cat.vot"}
-
-
-def catalog_names(product_id: str) -> dict[str, str]:
-    return {k: f"{product_id}.{s}" for k, s in SUFFIXES.items()}
+SUFFIXES = CATALOG_SUFFIX
+catalog_names = catalog_file_names  # the names are decided in contimg.names
 
 
 def catalog_table(found: FoundSources, product_id: str, pb_level: np.ndarray | None = None,

@@ -23,6 +23,7 @@ from .geometry import choose_geometry
 from .options import ImageOptions, ImageResult, ImagingError
 from .quicklook import write_png
 from .sources import find_sources, robust_noise
+from contimg.paths import release
 
 PHASE_CENTRE_TOL_ARCSEC = 1.0
 
@@ -193,5 +194,5 @@ def image_ms(ms: Path, out_dir: Path, name: str, opts: ImageOptions | None = Non
         (products / names["record"]).write_text(json.dumps(record, indent=1))
         outputs.commit(products, out_dir, name)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        release(stage)
     return result

@@ -1,6 +1,7 @@
 """Output names, atomic commit and verification of an observation's image products (M1).
 
-Everything is made in a staging directory beside ``out_dir`` (same filesystem), then
+Everything is made in a staging directory beside ``out_dir`` (same filesystem; its
+temporary name and the cleaning of crashed attempts' ones from contimg.paths), then
 committed: if ``out_dir`` does not exist yet the whole directory is renamed into place
 (one atomic step); otherwise each file is renamed in, the ``<name>.image.json``
 record last.  The record is the commit mark: :func:`verify_outputs` accepts a set only
@@ -12,53 +13,33 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .options import ImageResult
-from contimg.paths import pid_alive as _pid_alive
+from contimg import paths
+from contimg.names import IMAGE_SUFFIX as KINDS
+from contimg.names import image_file_names as output_names  # noqa: F401 - the names live in contimg.names
 
-KINDS = {"image_fits": "image.fits", "residual_fits": "residual.fits", "pb_fits": "pb.fits",
-         "pbcor_fits": "pbcor.fits", "png": "png"}
-RECORD = "image.json"
-STAGING_TAG = "imaging"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def output_names(name: str) -> dict[str, str]:
-    """File names of every product of ``name`` (the record last)."""
-    return {**{k: f"{name}.{suffix}" for k, suffix in KINDS.items()}, "record": f"{name}.{RECORD}"}
-
-
 def staging_dir(out_dir: Path, name: str) -> Path:
-    """A fresh private staging directory beside out_dir: .<out>.<name>.imaging-<pid>-<rand>."""
+    """A fresh private staging directory beside ``out_dir`` (contimg.paths.temp_path);
+    the caller removes it with contimg.paths.release."""
     out_dir = Path(out_dir)
-    d = out_dir.parent / f".{out_dir.name}.{name}.{STAGING_TAG}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    d.mkdir(parents=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    d = paths.temp_path(out_dir)
+    d.mkdir()
     return d
 
 
-
-
-def remove_leftovers(out_dir: Path, name: str) -> list[Path]:
-    """Delete staging directories of crashed attempts (their process is gone)."""
+def remove_leftovers(out_dir: Path, name: str | None = None) -> list[Path]:
+    """Delete staging directories of crashed attempts at ``out_dir`` (their writer is gone)."""
     out_dir = Path(out_dir)
-    removed = []
-    if not out_dir.parent.is_dir():
-        return removed
-    for d in out_dir.parent.glob(f".{out_dir.name}.{name}.{STAGING_TAG}-*"):
-        try:
-            pid = int(d.name.rsplit("-", 2)[-2])
-        except ValueError:
-            continue
-        if pid == os.getpid() or not _pid_alive(pid):
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(d)
-    return removed
+    return paths.clean_leftovers(out_dir.parent, out_dir.name)
 
 
 def ms_provenance(ms: Path) -> dict:

@@ -1,6 +1,7 @@
 """combine(): check, validate, build, assess and write one mosaic atomically.
 
-All files are written into a private temporary directory inside ``out_dir`` and
+All files are written into a private temporary directory inside ``out_dir``
+(contimg.paths.temp_path) and
 renamed into place only when every file is complete (the mosaic FITS last, so its
 presence means the set is whole). Every file name carries the mosaic id (G5):
 ``<id>.fits`` (Jy/beam), ``<id>.noise.fits`` (sigma_M, Jy/beam), ``<id>.png`` and the
@@ -12,9 +13,7 @@ integration of resolved emission, and no averaging of position angles needed.
 from __future__ import annotations
 
 import os
-import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +22,15 @@ from astropy.io import fits
 
 from contimg.fitsmeta import field_name, stamp
 from contimg.mosaicking.grid import MosaicArrays, build_mosaic
-from contimg.catalogs.products import catalog_names, catalog_table, write_catalog
+from contimg.catalogs.products import catalog_table, write_catalog
+from contimg.names import catalog_file_names as catalog_names
+from contimg.names import mosaic_file_paths as output_paths  # the names live in contimg.names
 from contimg.mosaicking.catalog import detection_figures, mosaic_sources, radiometer_figures
 from contimg.mosaicking.qa import assess, match_catalogue, noise_figures
 from contimg.mosaicking.quicklook import write_png
 from contimg.mosaicking.tiles import MosaicOptions, Tile, check_tiles, validate_tiles
+from contimg.paths import clean_leftovers, release, temp_path
 from contimg.paths import fsync_path as _fsync
-from contimg.paths import pid_alive as _pid_alive
 
 
 class MosaicInputError(Exception):
@@ -57,14 +58,6 @@ class MosaicResult:
     beam: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)  # seconds per stage
     catalog: dict = field(default_factory=dict)  # catalog_fits, catalog_csv, catalog_vot paths
-
-
-def output_paths(out_dir: Path, mosaic_id: str) -> dict[str, Path]:
-    """Final names of a mosaic's files: one identifier in every name (G5)."""
-    out_dir = Path(out_dir)
-    return {"mosaic": out_dir / f"{mosaic_id}.fits", "noise": out_dir / f"{mosaic_id}.noise.fits",
-            "png": out_dir / f"{mosaic_id}.png",
-            **{k: out_dir / v for k, v in catalog_names(mosaic_id).items()}}
 
 
 def header_beam(tiles: list[Tile]) -> dict:
@@ -129,19 +122,9 @@ def _header(m: MosaicArrays, mosaic_id: str, tiles: list[Tile], beam: dict, opts
 
 
 
-
 def clean_stale_temps(out_dir: Path, mosaic_id: str) -> list[Path]:
-    """Remove temporary dirs of this mosaic left by dead processes (crash leftovers)."""
-    removed = []
-    for p in Path(out_dir).glob(f".{mosaic_id}.tmp-*"):
-        try:
-            pid = int(p.name.rsplit(".tmp-", 1)[1].split("-", 1)[0])
-        except ValueError:
-            continue
-        if pid == os.getpid() or not _pid_alive(pid):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
-    return removed
+    """Remove temporary dirs of this mosaic left by crashed writers (contimg.paths)."""
+    return clean_leftovers(out_dir, mosaic_id)
 
 
 def _write_atomic(tmp: Path, out_dir: Path, mosaic_id: str, m: MosaicArrays, header: fits.Header, sources,
@@ -162,7 +145,7 @@ def _write_atomic(tmp: Path, out_dir: Path, mosaic_id: str, m: MosaicArrays, hea
             os.replace(staged[key], final[key])
         _fsync(Path(out_dir))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        release(tmp)
     return final
 
 
@@ -193,7 +176,7 @@ def combine(tiles: list[Tile], out_dir: Path, mosaic_id: str, opts: MosaicOption
         raise ValueError(f"mosaic {mosaic_id}: no pixel has a member beam >= {opts.pb_cutoff}")
     beam = header_beam(tiles)
     freq = float(np.mean([t.freq_hz for t in tiles]))
-    tmp = Path(out_dir) / f".{mosaic_id}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = temp_path(out_dir / mosaic_id)
     tmp.mkdir()
     try:
         found, sources, pb_level = mosaic_sources(m, beam, freq, opts, tmp)
@@ -210,7 +193,7 @@ def combine(tiles: list[Tile], out_dir: Path, mosaic_id: str, opts: MosaicOption
         qa = assess(figures, opts)
         table = catalog_table(found, mosaic_id, pb_level, {"FREQ": freq, "QASTATUS": qa["status"]})
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        release(tmp)
         raise
     t3 = time.monotonic()
     header = _header(m, mosaic_id, tiles, beam, opts, qa, validation)

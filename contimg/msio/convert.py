@@ -13,8 +13,6 @@ UVData objects, no concatenation copy (see bench/bench_convert.py for figures).
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -31,7 +29,8 @@ from pyuvdata.utils.pol import determine_pol_order
 from . import phasing
 from .inputs import (ConvertError, SubbandHeader, check_consistent, check_readable, read_complex,
                      frequency_grid, read_header)
-from .mswrite import MainTableWriter, dir_size, remove_leftovers, tmp_path_for, verify_ms
+from .mswrite import MainTableWriter, dir_size, remove_leftovers, verify_ms
+from contimg.paths import install, release, temp_path
 
 TELESCOPE_NAME = "OVRO_MMA"  # CASA knows it; "DSA-110" breaks listobs/msmd
 DISH_DIAMETER_M = 4.65
@@ -233,7 +232,7 @@ def _build(files: list[Path], out_ms: Path, *, nsubbands: int, progress: Progres
 
     out_ms.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out_ms)
-    tmp = tmp_path_for(out_ms)
+    tmp = temp_path(out_ms)
     npol, ntot, nblts = ref.pols.size, grid.size, ref.times.size
     pol_order = determine_pol_order(ref.pols, order="CASA")
     pol_sel = slice(None) if np.array_equal(pol_order, np.arange(npol)) else pol_order
@@ -300,18 +299,13 @@ def _build(files: list[Path], out_ms: Path, *, nsubbands: int, progress: Progres
         writer = None
         verify_ms(tmp, nrows=nblts, nchan=ntot, npol=npol,
                   nants_table=int(ref.ant_numbers.max()) + 1)
-        if out_ms.exists():  # overwrite: move the old one aside first, never a gap of garbage
-            old = out_ms.parent / f".{out_ms.name}.old-{os.getpid()}"
-            os.rename(out_ms, old)
-            os.rename(tmp, out_ms)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out_ms)
+        install(tmp, out_ms)  # overwrite: the old one moved aside first, never garbage
     except BaseException:
         if writer is not None:
             writer.abort()
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        release(tmp)
     info = MsInfo(
         path=out_ms, start_mjd=start_jd - 2400000.5, end_mjd=end_jd - 2400000.5,
         mid_mjd=mid_jd - 2400000.5, pointing_dec_deg=float(np.rad2deg(ref.dec_rad)),

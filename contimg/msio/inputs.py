@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,10 @@ import h5py
 import numpy as np
 
 from .validate import InvalidFile, validate
+from contimg.names import SUBBAND_TAIL
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-SB_RE = re.compile(r"_sb([0-9]{2})\.hdf5\Z", re.ASCII)
+SB_RE = SUBBAND_TAIL  # the subband file name pattern is stated once, in contimg.names
 TIME_TOL_DAYS = 1e-3 / 86400.0  # 1 ms: the 16 subbands share one time array
 
 

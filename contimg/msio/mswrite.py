@@ -7,14 +7,13 @@ still creates the MS skeleton and every subtable (ANTENNA, FIELD, SPECTRAL_WINDO
 block with the same conventions as ``write_ms`` (DATA conjugated and UVW negated,
 ``pyuvdata_flip_conj`` = True), so peak memory is one block.
 
-Atomicity (C2): everything is written to ``.<name>.tmp-<pid>`` beside the target,
-verified, then renamed; leftovers of crashed attempts are removed first.
+Atomicity (C2): everything is written under a temporary name beside the target
+(contimg.paths.temp_path), verified, then renamed; leftovers of crashed attempts
+are removed first (contimg.paths.clean_leftovers).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,35 +22,13 @@ from casacore import tables
 from pyuvdata.utils.io import ms as ms_utils
 
 from .inputs import ConvertError
-from contimg.paths import pid_alive as _pid_alive
-
-TMP_TAG = ".tmp-"
-
-
-def tmp_path_for(out_ms: Path) -> Path:
-    """The temporary name this process writes ``out_ms`` under (same directory)."""
-    return out_ms.parent / f".{out_ms.name}{TMP_TAG}{os.getpid()}"
-
-
+from contimg import paths
 
 
 def remove_leftovers(out_ms: Path) -> list[Path]:
-    """Delete temporaries of earlier attempts at ``out_ms`` whose writer is gone.
-
-    A temporary of a live other process is left alone (someone is writing it now);
-    the caller's own stale one (same pid, e.g. an earlier exception) is removed.
-    """
-    removed = []
-    for p in out_ms.parent.glob(f".{out_ms.name}{TMP_TAG}*"):
-        try:
-            pid = int(p.name.rsplit(TMP_TAG, 1)[1])
-        except ValueError:
-            pid = -1
-        if pid != os.getpid() and pid > 0 and _pid_alive(pid):
-            continue
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        removed.append(p)
-    return removed
+    """Delete temporaries of earlier attempts at ``out_ms`` whose writer is gone (a live
+    writer's are left alone): contimg.paths.clean_leftovers for this MS."""
+    return paths.clean_leftovers(Path(out_ms).parent, Path(out_ms).name)
 
 
 class MainTableWriter:

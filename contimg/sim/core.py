@@ -27,7 +27,9 @@ from astropy.time import Time
 
 from contimg.astro import freqs as fq
 from contimg.astro import site, times
+from contimg import names
 from contimg.astro.catalog import Source
+from contimg.paths import staged
 from contimg.sim import realistic, rfi, sky
 from contimg.sim.corruptions import Corruptions
 from contimg.sim.counts import SkyArrays
@@ -241,9 +243,8 @@ class _Simulation:
         if key in self.faults["duplicate"]:
             dup_stamp = (datetime.strptime(stamp, TIMESTAMP_FORMAT) + timedelta(seconds=1)).strftime(TIMESTAMP_FORMAT)
             dup = self.out / subband_filename(dup_stamp, sb)
-            tmp = dup.with_name(dup.name + ".tmp")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, dup)
+            with staged(dup) as tmp:
+                shutil.copyfile(path, tmp)
             written.append(dup)
             notes.append(f"duplicate:{dup.name}")
         if key in self.faults["truncate"]:
@@ -321,14 +322,13 @@ def simulate(out_dir: Path, opts: SimOptions, progress: Callable[[str], None] | 
             w, info = sim.write_observation(k)
             files += w
             observations.append(info)
-    manifest = out_dir / f"{min(sim.timestamps(0))}_truth.json"
+    manifest = out_dir / names.truth_manifest_name(min(sim.timestamps(0)))
     from contimg.sim.truth import build_truth
 
     truth = build_truth(sim, observations)
     if sim.realistic:
         truth["reference_catalogue"] = realistic.write_reference_catalogue(
             out_dir, min(sim.timestamps(0)), sim.sky, opts.seed)
-    tmp = manifest.with_name(manifest.name + ".tmp")
-    tmp.write_text(json.dumps(truth))
-    os.replace(tmp, manifest)
+    with staged(manifest) as tmp:
+        tmp.write_text(json.dumps(truth))
     return SimResult(files=sorted(files), manifest=manifest, observations=observations)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from contimg.astro import refcat
+from contimg.names import refcat_names
 from contimg.astro.beam import angular_distance_from_pointing
 from contimg.sim import counts, sky
 from contimg.sim.counts import SkyArrays
@@ -162,8 +163,9 @@ def write_reference_catalogue(out_dir, stamp: str, sky_: SkyArrays, seed: int) -
     cat, keep = reference_catalogue(sky_, seed)
     note = (f"contimg simulated reference catalogue (seed {seed}): fluxes x N(1, {REFCAT_FLUX_SCATTER}), "
             f"position sigma U{REFCAT_POS_SIGMA_ARCSEC} arcsec per coordinate, {REFCAT_MISSING:.0%} missing")
-    csv_path = refcat.write_refcat_csv(out_dir / f"{stamp}_refcat.csv", cat, comment=note)
-    fits_path = refcat.write_refcat_fits(out_dir / f"{stamp}_refcat.fits", cat, comment=note)
+    files = refcat_names(stamp)
+    csv_path = refcat.write_refcat_csv(out_dir / files["csv"], cat, comment=note)
+    fits_path = refcat.write_refcat_fits(out_dir / files["fits"], cat, comment=note)
     return {"csv": csv_path.name, "fits": fits_path.name, "rows": len(cat),
             "source_index": keep.tolist(),
             "errors": {"flux_factor": f"N(1, {REFCAT_FLUX_SCATTER})", "position_sigma_arcsec": list(REFCAT_POS_SIGMA_ARCSEC),

@@ -23,14 +23,12 @@ import h5py
 import numpy as np
 
 from contimg.astro import site
+from contimg.names import SUBBAND_TIMESTAMP_FORMAT, subband_filename  # noqa: F401 - named in contimg.names
 
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
+TIMESTAMP_FORMAT = SUBBAND_TIMESTAMP_FORMAT
+# The correlator's own temporary name (not contimg's staged-write format): ingest must
+# ignore a file under it until it is renamed, so the simulator writes it the same way.
 TEMP_SUFFIX = "_incomplete.hdf5"
-
-
-def subband_filename(timestamp: str, sb: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SS_sbNN.hdf5``."""
-    return f"{timestamp}_sb{sb:02d}.hdf5"
 
 
 def temporary_name(final: Path) -> Path:
