@@ -9,6 +9,7 @@ spectra is negligible.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
@@ -20,7 +21,10 @@ REF_FREQ_HZ = 1.4e9
 
 @dataclass(frozen=True)
 class Source:
-    """A point source: J2000 (ICRS) position, flux at ``ref_freq_hz`` and spectral index."""
+    """A point source: J2000 (ICRS) position, flux at ``ref_freq_hz`` and spectral index.
+
+    The one source type: catalogue entries, the simulator's sky and the calibration
+    model (``contimg.calib.CalSource`` is this class)."""
 
     name: str
     ra_deg: float
@@ -40,11 +44,20 @@ class Source:
 
     @classmethod
     def from_any(cls, obj) -> Source:
-        """Accept a Source or a mapping with at least name, ra_deg, dec_deg, flux_jy."""
+        """A Source, a mapping or any object with at least name, ra_deg, dec_deg, flux_jy
+        (spectral_index, ref_freq_hz, compact and ref taken when present)."""
         if isinstance(obj, Source):
             return obj
-        d = dict(obj)
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        if isinstance(obj, Mapping):
+            d = dict(obj)
+        else:
+            d = {k: getattr(obj, k) for k in cls.__dataclass_fields__ if hasattr(obj, k)}
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d and d[k] is not None}
+        for k in ("ra_deg", "dec_deg", "flux_jy", "spectral_index", "ref_freq_hz"):
+            if k in known:
+                known[k] = float(known[k])
+        if "name" in known:
+            known["name"] = str(known["name"])
         return cls(**known)
 
 

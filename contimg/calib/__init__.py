@@ -16,6 +16,7 @@ from .types import (
                     CalibrationError,
                     CalSource,
                     CalTableMissing,
+                    Source,
                     SolveOptions,
                     SolveResult,
 )
@@ -24,6 +25,7 @@ __all__ = [
                     "DEFAULT_REFANTS",
                     "CalSource",
                     "CalTableMissing",
+                    "Source",
                     "CalibError",
                     "CalibrationError",
                     "SolveOptions",

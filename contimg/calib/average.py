@@ -26,7 +26,7 @@ import numpy as np
 from contimg import casa
 
 from .model import Predictor
-from .types import CalibrationError, CalSource
+from .types import CalibrationError, Source
 
 C_M_S = 299792458.0
 BLOCK_VIS = 6_000_000  # visibilities read per block (~50 MB complex64 + model)
@@ -52,7 +52,7 @@ def time_bins(ut: np.ndarray, nbins: int) -> list[np.ndarray]:
     return [b for b in np.array_split(ut, max(1, min(int(nbins), ut.size))) if b.size]
 
 
-def accumulate(ms: Path, sources: list[CalSource], *, nbins: int = 1, chanbin: int = 1,
+def accumulate(ms: Path, sources: list[Source], *, nbins: int = 1, chanbin: int = 1,
                uv_min_lambda: float = 100.0, bin_seconds: float | None = None,
                jones: np.ndarray | None = None) -> Averaged:
     """One streamed pass over ``ms``: V' = sum w V conj(M) / sum w |M|^2 per bin/baseline/channel group.
@@ -65,7 +65,7 @@ def accumulate(ms: Path, sources: list[CalSource], *, nbins: int = 1, chanbin: i
     solved is the residual on top of them.  Needs casa.start().
     """
     ms = Path(ms)
-    srcs = [CalSource.from_any(s) for s in sources]
+    srcs = [Source.from_any(s) for s in sources]
     if not srcs:
         raise CalibrationError(f"{ms}: no model sources given")
     tb = casa.tools().table()

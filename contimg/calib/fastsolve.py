@@ -26,7 +26,7 @@ import numpy as np
 from .average import accumulate
 from .solvers import min_baselines_ok, noise_snr, reference, stefcal
 from .tables import write_table
-from .types import CalibrationError, CalSource, SolveOptions
+from .types import CalibrationError, Source, SolveOptions
 
 
 def antenna_names(ms: Path) -> list[str]:
@@ -90,7 +90,7 @@ def usable_refs(avg, names: list[str], candidates: list[str]) -> list[str]:
     return [c for c in candidates if str(c) in ids and ids[str(c)] in have]
 
 
-def bandpass_and_gain(ms: Path, sources: list[CalSource], opts: SolveOptions, paths: dict) -> dict:
+def bandpass_and_gain(ms: Path, sources: list[Source], opts: SolveOptions, paths: dict) -> dict:
     """Steps 1-4 of the module docstring; writes paths["bandpass"], paths["gain"]; returns figures."""
     t0 = time.monotonic()
     timings = {}

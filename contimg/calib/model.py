@@ -35,7 +35,7 @@ from contimg import casa
 from contimg.astro.beam import beam_power
 from contimg.astro.times import configure_astropy_offline
 
-from .types import CalibrationError, CalSource
+from .types import CalibrationError, Source
 
 C_M_S = 299792458.0
 BLOCK_VIS = 8_000_000  # complex visibilities per written block (~64 MB complex64)
@@ -165,9 +165,9 @@ class Predictor:
     solver, which never writes a full-resolution MODEL_DATA.
     """
 
-    def __init__(self, tb, ms: Path, sources: list[CalSource], times: np.ndarray, *,
+    def __init__(self, tb, ms: Path, sources: list[Source], times: np.ndarray, *,
                  pointing_dec_deg: float | None = None, apply_beam: bool = True):
-        self.srcs = [CalSource.from_any(s) for s in sources]
+        self.srcs = [Source.from_any(s) for s in sources]
         geo = ms_geometry(ms)
         self.geo = geo
         self.dec0 = (np.radians(pointing_dec_deg) if pointing_dec_deg is not None
@@ -216,7 +216,7 @@ class Predictor:
         return vis
 
 
-def write_model(ms: Path, sources: list[CalSource], *, pointing_dec_deg: float | None = None,
+def write_model(ms: Path, sources: list[Source], *, pointing_dec_deg: float | None = None,
                 apply_beam: bool = True) -> dict:
     """Write MODEL_DATA of point ``sources`` into ``ms`` (all rows); returns a summary.
 
@@ -279,7 +279,7 @@ def _uvw_orientation(tb, pos: np.ndarray, s_cen: np.ndarray, tidx: np.ndarray, m
                            f"{err:.2f} m): the MS geometry is inconsistent, the model would be wrong")
 
 
-def sources_in_beam(ms: Path, candidates, min_apparent_jy: float = 0.1) -> list[CalSource]:
+def sources_in_beam(ms: Path, candidates, min_apparent_jy: float = 0.1) -> list[Source]:
     """Candidates whose peak beam-attenuated 1.4 GHz flux during ``ms`` is >= ``min_apparent_jy``,
     brightest first.
 
@@ -289,7 +289,7 @@ def sources_in_beam(ms: Path, candidates, min_apparent_jy: float = 0.1) -> list[
     should hold the calibrator plus every catalogue source this returns.
     """
     ms = Path(ms)
-    srcs = [CalSource.from_any(s) for s in candidates]
+    srcs = [Source.from_any(s) for s in candidates]
     if not srcs:
         return []
     geo = ms_geometry(ms)

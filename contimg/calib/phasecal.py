@@ -25,18 +25,18 @@ from .average import accumulate
 from .fastsolve import antenna_names, solve_arrays, usable_refs
 from .model import sources_in_beam
 from .tables import read_solutions, write_table
-from .types import CalibrationError, CalSource
+from .types import CalibrationError, Source
 
 
 def catalogue_sources(ms: Path, cat: RefCatalog, *, max_sources: int = 12,
-                      min_apparent_jy: float = 0.02) -> list[CalSource]:
+                      min_apparent_jy: float = 0.02) -> list[Source]:
     """The ``max_sources`` brightest catalogue sources in the beam during ``ms`` (apparent flux)."""
-    cands = [CalSource(f"ref{i}", float(cat.ra_deg[i]), float(cat.dec_deg[i]), float(cat.flux_jy[i]),
+    cands = [Source(f"ref{i}", float(cat.ra_deg[i]), float(cat.dec_deg[i]), float(cat.flux_jy[i]),
                        float(cat.spectral_index[i])) for i in range(len(cat))]
     return [precise(s) for s in sources_in_beam(ms, cands, min_apparent_jy)[:max_sources]]
 
 
-def precise(src: CalSource, match_arcsec: float = 20.0) -> CalSource:
+def precise(src: Source, match_arcsec: float = 20.0) -> Source:
     """A catalogue source that is a packaged calibrator takes the calibrator's position (VLA
     calibrator positions are good to milliarcseconds; survey positions to arcseconds, and 2
     arcsec is ~40 deg of phase on DSA-110's longest baselines).  Flux stays the catalogue's."""
@@ -46,7 +46,7 @@ def precise(src: CalSource, match_arcsec: float = 20.0) -> CalSource:
     for c in load_calibrators(compact_only=True):
         d = np.hypot((c.ra_deg - src.ra_deg) * np.cos(dec), c.dec_deg - src.dec_deg) * 3600.0
         if d <= match_arcsec:
-            return CalSource(c.name, c.ra_deg, c.dec_deg, src.flux_jy, src.spectral_index)
+            return Source(c.name, c.ra_deg, c.dec_deg, src.flux_jy, src.spectral_index)
     return src
 
 
@@ -65,7 +65,7 @@ def jones_from_tables(tables: list[Path], nant: int, nchan: int) -> np.ndarray:
     return J
 
 
-def solve_phase(ms: Path, out: Path, sources: list[CalSource], applied: list[Path], *,
+def solve_phase(ms: Path, out: Path, sources: list[Source], applied: list[Path], *,
                 refants: list[str], solint_s: float = 60.0, minsnr: float = 3.0,
                 uv_min_lambda: float = 100.0) -> dict:
     """Phase-only solutions of ``ms`` against ``sources`` on top of ``applied`` tables; writes ``out``."""

@@ -25,7 +25,7 @@ from contimg.paths import staging_area
 from . import tables as ct
 from .fastsolve import bandpass_and_gain
 from .model import write_model
-from .types import CalibrationError, CalSource, SolveOptions, SolveResult
+from .types import CalibrationError, Source, SolveOptions, SolveResult
 
 PREPHASE_FRACTION = 1 / 8  # of the band, for step 2
 FLAG_SAMPLE_ROWS = 4000
@@ -171,7 +171,7 @@ def _data_pairs(tb, ms: Path):
     return a1[a1 != a2], a2[a1 != a2]
 
 
-def solve(ms: Path, out_dir: Path, set_name: str, sources: list[CalSource],
+def solve(ms: Path, out_dir: Path, set_name: str, sources: list[Source],
           opts: SolveOptions | None = None) -> SolveResult:
     """Solve bandpass and gains on calibrator observation ``ms`` (see module docstring).
 
@@ -186,7 +186,7 @@ def solve(ms: Path, out_dir: Path, set_name: str, sources: list[CalSource],
     ms, out_dir = Path(ms), Path(out_dir)
     if not (ms / "table.dat").is_file():
         raise CalibrationError(f"{ms}: Measurement Set not found (no table.dat)")
-    srcs = [CalSource.from_any(s) for s in sources]
+    srcs = [Source.from_any(s) for s in sources]
     if not srcs or any(not np.isfinite(s.flux_jy) or s.flux_jy <= 0 for s in srcs):
         raise CalibrationError(f"{ms}: calibrator model needs sources with a positive catalogue "
                                f"flux, got {[(s.name, s.flux_jy) for s in srcs]}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REF_FREQ_HZ = 1.4e9
+from contimg.astro.catalog import REF_FREQ_HZ, Source  # noqa: F401 - REF_FREQ_HZ re-exported
 
 # Stations nearest the array's tee centre (distance 6-48 m), nearest first: 29 sits at
 # the junction of the east-west and north-south arms, then its neighbours along the
@@ -39,30 +39,9 @@ class CalTableMissing(CalibError):
             "re-solve its calibration set, then retry the calibrate step")
 
 
-@dataclass
-class CalSource:
-    """A point source of the calibration model: ICRS position, 1.4 GHz flux, spectral index."""
-
-    name: str
-    ra_deg: float
-    dec_deg: float
-    flux_jy: float  # Stokes I at 1.4 GHz, from the catalogue (never a placeholder)
-    spectral_index: float = -0.7
-
-    def flux_at(self, freq_hz):
-        """S(nu) = S_1.4 (nu / 1.4 GHz) ** alpha."""
-        import numpy as np
-
-        return self.flux_jy * (np.asarray(freq_hz, float) / REF_FREQ_HZ) ** self.spectral_index
-
-    @classmethod
-    def from_any(cls, obj) -> CalSource:
-        """From a CalSource, a catalogue Source or a mapping with the same field names."""
-        if isinstance(obj, cls):
-            return obj
-        get = obj.get if isinstance(obj, dict) else (lambda k, d=None: getattr(obj, k, d))
-        return cls(name=str(get("name")), ra_deg=float(get("ra_deg")), dec_deg=float(get("dec_deg")),
-                   flux_jy=float(get("flux_jy")), spectral_index=float(get("spectral_index", -0.7)))
+# A point source of the calibration model (ICRS position, flux at 1.4 GHz from the
+# catalogue, spectral index): the catalogue's Source; the old name stays an alias.
+CalSource = Source
 
 
 @dataclass
