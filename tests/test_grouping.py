@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from contimg.state import Database, mosaics
-from contimg.steps.grouping import Tile, mosaic_id, plan_groups
+from contimg.steps.grouping import ObservationSpan, mosaic_id, plan_groups
 
 OBS_S = 24 * 12.8849
 
@@ -16,7 +16,7 @@ OBS_S = 24 * 12.8849
 def night(n: int, *, start: float = 60841.1, gaps: dict[int, float] | None = None, dec: float = 30.5):
     tiles, t = [], start
     for k in range(n):
-        tiles.append(Tile(f"obs{k:02d}", t, t + OBS_S / 86400, dec))
+        tiles.append(ObservationSpan(f"obs{k:02d}", t, t + OBS_S / 86400, dec))
         t += (OBS_S + (gaps or {}).get(k, 0.0)) / 86400
     return tiles
 

@@ -19,6 +19,7 @@ from pyuvdata.utils import phasing as phs
 from pyuvdata.utils.times import get_lst_for_time
 
 from .inputs import ConvertError
+from contimg.astro.times import configure_astropy_offline  # noqa: F401 - convert calls it from here
 
 C_M_S = 299792458.0
 ARCSEC = np.pi / 180 / 3600
@@ -32,19 +33,6 @@ MERIDIAN_TOL_ARCSEC = 300.0
 # uvw left over after fitting a small phase-centre offset: float32 storage plus
 # position rounding; a larger residual means uvw not of one direction at all.
 UVW_RESID_TOL_M = 0.05
-
-
-def configure_astropy_offline() -> None:
-    """astropy must not try to download IERS tables (offline ingest machine)."""
-    try:
-        from contimg.astro.times import configure_astropy_offline as conf
-    except ImportError:
-        from astropy.utils import iers
-
-        iers.conf.auto_download = False
-        iers.conf.auto_max_age = None
-    else:
-        conf()
 
 
 @dataclass

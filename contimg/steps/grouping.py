@@ -10,16 +10,24 @@ when it spans more than ``max_span_s``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+
+from contimg.names import mosaic_id  # noqa: F401 - decided in contimg.names, re-exported
 
 
 @dataclass(frozen=True)
-class Tile:
+class ObservationSpan:
+    """An imaged observation as grouping sees it: its ID, time span and pointing.
+
+    (Not a mosaic member: that is contimg.mosaicking.Tile, with its image files.)"""
+
     obs_id: str
     start_mjd: float
     end_mjd: float
     dec_deg: float
+
+
+Tile = ObservationSpan  # the old name, until steps/mosaic.py imports ObservationSpan
 
 
 @dataclass(frozen=True)
@@ -32,15 +40,8 @@ class Group:
     warning: str | None
 
 
-def mosaic_id(members: list[str] | tuple[str, ...]) -> str:
-    """Deterministic from the members (G2): first member's time + a hash of all of them."""
-    ordered = sorted(members)
-    digest = hashlib.sha256(",".join(ordered).encode()).hexdigest()[:12]
-    return f"mos_{ordered[0]}_{digest}"
-
-
-def runs(tiles: list[Tile], *, max_gap_s: float = 360.0, dec_tol_deg: float = 0.1) -> list[list[Tile]]:
-    out: list[list[Tile]] = []
+def runs(tiles: list[ObservationSpan], *, max_gap_s: float = 360.0, dec_tol_deg: float = 0.1) -> list[list[ObservationSpan]]:
+    out: list[list[ObservationSpan]] = []
     for t in sorted(tiles, key=lambda t: t.start_mjd):
         last = out[-1][-1] if out else None
         if (last is not None and abs(t.dec_deg - last.dec_deg) <= dec_tol_deg
@@ -51,7 +52,7 @@ def runs(tiles: list[Tile], *, max_gap_s: float = 360.0, dec_tol_deg: float = 0.
     return out
 
 
-def plan_groups(tiles: list[Tile], *, n: int, mode: str, overlap: int = 0, used: set[str] = frozenset(),
+def plan_groups(tiles: list[ObservationSpan], *, n: int, mode: str, overlap: int = 0, used: set[str] = frozenset(),
                 in_flight_mjd: list[float] = (), max_gap_s: float = 360.0, max_span_s: float = 3600.0,
                 warn_span_s: float = 3000.0) -> tuple[list[Group], list[str]]:
     """Groups ready to form, and notes on windows refused (span too long)."""

@@ -8,29 +8,20 @@ the last element of each data array, which catches truncation without reading
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from contimg.msio.validate import InvalidFile, subband_from_frequencies, validate
+from contimg.msio.validate import FileSummary, InvalidFile, subband_from_frequencies, validate
 
-__all__ = ["BadFile", "SubbandHeader", "inspect", "subband_from_frequencies"]
+__all__ = ["BadFile", "FileSummary", "inspect", "subband_from_frequencies"]
 
 
 class BadFile(ValueError):
     """The file cannot be used; the message says why and what to do."""
 
 
-@dataclass(frozen=True)
-class SubbandHeader:
-    subband: int
-    start_mjd: float  # start of the first integration (time_array holds centres)
-    dec_deg: float
-    nchan: int
-    fingerprint: str  # antenna pairs, number of times and rows; start times compared apart
-
-
-def inspect(path: Path, name_subband: int) -> SubbandHeader:
-    """Validate a subband file's structure and return what grouping needs."""
+def inspect(path: Path, name_subband: int) -> FileSummary:
+    """Validate a subband file's structure and return what grouping needs (the checker's
+    own summary: subband, start, declination, channels, fingerprint)."""
     try:
         s = validate(path)
     except InvalidFile as exc:
@@ -38,5 +29,4 @@ def inspect(path: Path, name_subband: int) -> SubbandHeader:
     if s.subband != name_subband:
         raise BadFile(f"its frequencies are those of sb{s.subband:02d}, but the name says "
                       f"sb{name_subband:02d}")
-    return SubbandHeader(subband=s.subband, start_mjd=s.start_mjd, dec_deg=s.dec_deg,
-                         nchan=s.nchan, fingerprint=s.fingerprint)
+    return s
