@@ -16,7 +16,6 @@ Returns flag statistics for the state database.  Needs casa.start().
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from contimg import casa
+from contimg.paths import release, temp_path
 
 from .types import CalibrationError
 
@@ -57,7 +57,9 @@ def strategy_file(strategy: str, base_threshold: float | None = None, work: Path
     if line is None:
         raise CalibrationError(f"AOFlagger strategy {path} has no base_threshold to set; leave "
                                "flag.base_threshold at 0 for this strategy")
-    out = Path(work or path.parent) / f".{path.stem}-bt{base_threshold:g}-{os.getpid()}.lua"
+    # a private temporary name (contimg.paths): a crash between writing and loading it
+    # leaves a file the one cleaner of leftovers knows
+    out = temp_path(Path(work or path.parent) / f"{path.stem}-bt{base_threshold:g}.lua")
     out.write_text(text.replace(line.group(0), f"local base_threshold = {base_threshold:g}"))
     return out
 
@@ -88,7 +90,7 @@ def _aoflagger(ms: Path, strategy: str, base_threshold: float | None) -> dict:
         strat = flagger.load_strategy_file(str(lua))
     finally:
         if base_threshold is not None:
-            lua.unlink(missing_ok=True)
+            release(lua)
     tb = casa.tools().table()
     tb.open(str(ms), nomodify=False)
     try:
