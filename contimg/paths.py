@@ -92,18 +92,21 @@ def move_dir(src: Path, dest: Path, checksums: dict[str, str]) -> str:
         return "rename"
     clean_leftovers(dest.parent, dest.name)
     tmp = temp_path(dest)
-    tmp.mkdir()
-    for f in sorted(src.iterdir()):
-        target = tmp / f.name
-        shutil.copyfile(f, target)
-        with open(target, "rb") as fh:
-            os.fsync(fh.fileno())
-        if target.stat().st_size != f.stat().st_size:
-            raise OSError(f"copy of {f} to {target}: size differs")
-        if f.name in checksums and sha256_file(target) != checksums[f.name]:
-            raise OSError(f"copy of {f} to {target}: checksum differs")
-    fsync_path(tmp)
-    os.rename(tmp, dest)
+    try:
+        tmp.mkdir()
+        for f in sorted(src.iterdir()):
+            target = tmp / f.name
+            shutil.copyfile(f, target)
+            with open(target, "rb") as fh:
+                os.fsync(fh.fileno())
+            if target.stat().st_size != f.stat().st_size:
+                raise OSError(f"copy of {f} to {target}: size differs")
+            if f.name in checksums and sha256_file(target) != checksums[f.name]:
+                raise OSError(f"copy of {f} to {target}: checksum differs")
+        fsync_path(tmp)
+        os.rename(tmp, dest)
+    finally:
+        release(tmp)
     fsync_path(dest.parent)
     shutil.rmtree(src)
     return "copy"

@@ -143,3 +143,26 @@ def test_c2_killed_writer_leaves_only_a_temporary_that_the_next_writer_removes(t
     assert not tmp.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["obs.ms"]
     assert (final / "table.dat").read_text() == "whole"
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a second filesystem (/dev/shm)")
+def test_c2_move_dir_across_filesystems_copies_through_a_temporary_and_cleans_a_dead_ones(tmp_path):
+    import shutil
+    import tempfile
+
+    src_root = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        src = src_root / "mos_a_b"
+        src.mkdir()
+        (src / "mos_a_b.fits").write_bytes(b"x" * 1000)
+        dest = tmp_path / "published" / "mos_a_b"
+        dest.parent.mkdir()
+        assert not paths.same_filesystem(src, dest.parent)
+        crashed = _make(dest.parent / f".mos_a_b.tmp-{_dead_pid()}", True)  # an older copier's
+        sums = {"mos_a_b.fits": paths.sha256_file(src / "mos_a_b.fits")}
+        assert paths.move_dir(src, dest, sums) == "copy"
+        assert not src.exists() and not crashed.exists()
+        assert paths.verify_dir(dest, sums) == []
+        assert sorted(p.name for p in dest.parent.iterdir()) == ["mos_a_b"]
+    finally:
+        shutil.rmtree(src_root, ignore_errors=True)

@@ -192,14 +192,14 @@ def combine(tiles: list[Tile], out_dir: Path, mosaic_id: str, opts: MosaicOption
             figures["catalogue"]["name"] = catalogue_name
         qa = assess(figures, opts)
         table = catalog_table(found, mosaic_id, pb_level, {"FREQ": freq, "QASTATUS": qa["status"]})
+        t3 = time.monotonic()
+        header = _header(m, mosaic_id, tiles, beam, opts, qa, validation)
+        title = f"{mosaic_id}  ({len(tiles)} tiles, {freq / 1e6:.1f} MHz, noise {noise_jy * 1e3:.3g} mJy/beam)"
+        if header.get("DATE-OBS") and header.get("DATE-END"):
+            title = f"{header['DATE-OBS'][:19].replace('T', ' ')} - {header['DATE-END'][11:19]} UTC\n" + title
     except BaseException:
         release(tmp)
         raise
-    t3 = time.monotonic()
-    header = _header(m, mosaic_id, tiles, beam, opts, qa, validation)
-    title = f"{mosaic_id}  ({len(tiles)} tiles, {freq / 1e6:.1f} MHz, noise {noise_jy * 1e3:.3g} mJy/beam)"
-    if header.get("DATE-OBS") and header.get("DATE-END"):
-        title = f"{header['DATE-OBS'][:19].replace('T', ' ')} - {header['DATE-END'][11:19]} UTC\n" + title
     paths = _write_atomic(tmp, out_dir, mosaic_id, m, header, sources, title, table)
     t4 = time.monotonic()
     timings = {"check_validate": t1 - t0, **m.timings, "find_sources": t_find - t2, "qa": t3 - t_find,
