@@ -176,11 +176,12 @@ def test_k2_solve_writes_tables_atomically(const, state, tmp_path):
             "h.solve_only(**json.loads(sys.argv[2]))")
     proc = subprocess.Popen([sys.executable, "-c", code, str(TESTS), json.dumps(kw)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=state)
-    staged = out / f".atom.tmp-{proc.pid}"
+    # the child's staging directory: .atom.tmp-<host>-<pid>-<token> (contimg.paths.temp_path)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(staged.glob("*.bcal")):
+    while time.monotonic() < deadline and not any(out.glob(f".atom.tmp-*-{proc.pid}-*/*.bcal")):
         time.sleep(0.05)
-    assert any(staged.glob("*.bcal")), "the solve never reached the bandpass stage"
+    assert any(out.glob(f".atom.tmp-*-{proc.pid}-*/*.bcal")), "the solve never reached the bandpass stage"
+    staged = next(out.glob(f".atom.tmp-*-{proc.pid}-*"))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "atom.bcal").exists() and not (out / "atom.gcal").exists()
