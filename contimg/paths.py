@@ -140,12 +140,14 @@ _TOKEN = re.compile(r"[0-9a-f]{8}")
 _LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>[0-9]+)"
                        r"-(?P<token>[0-9a-f]{8})\Z", re.ASCII)
 # Formats written by earlier versions (a crash before an upgrade leaves them behind):
-# .<name>.tmp-<pid>[-<token>], .<name>.tmp<pid>, .<name>.old-<pid>, .<dir>.<obs>.imaging-<pid>-<token>.
+# .<name>.tmp-<pid>[-<token>], .<name>.tmp<pid>, .<name>.old-<pid>, .<dir>.<obs>.imaging-<pid>-<token>,
+# and prune's aside .<ms>.pruning-<pid> (ops/prune.py still writes it).
 _LEGACY = tuple(re.compile(p, re.ASCII) for p in (
     r"\.(?P<name>.+)\.tmp-(?P<pid>[0-9]+)(?:-(?P<token>[0-9A-Za-z]+))?\Z",
     r"\.(?P<name>.+)\.tmp(?P<pid>[0-9]+)\Z",
     r"\.(?P<name>.+)\.old-(?P<pid>[0-9]+)\Z",
     r"\.(?P<name>.+)\.imaging-(?P<pid>[0-9]+)-(?P<token>[0-9a-f]{8})\Z",
+    r"\.(?P<name>.+)\.pruning-(?P<pid>[0-9]+)\Z",
 ))
 _active: set[str] = set()  # tokens of this process's staged writes still in progress
 

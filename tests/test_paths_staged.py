@@ -44,6 +44,7 @@ def _leftovers(pid: int) -> list[tuple[str, bool]]:
         (f".refcat.csv.tmp{pid}", False),                      # older reference-catalogue writer
         (f".obs.ms.old-{pid}", True),                          # older MS and caltable asides
         (f".obs.obs.imaging-{pid}-1234abcd", True),            # older imaging staging
+        (f".obs.ms.pruning-{pid}", True),                      # an MS prune moved aside
     ]
 
 
