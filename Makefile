@@ -5,6 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
+# e.g. make science SCIENCE_ARGS="--keep --json-out science.json"
+SCIENCE_ARGS ?=
 
 .PHONY: demo test test-fast test-fault bench science docs clean-venv
 
@@ -37,7 +39,7 @@ bench: $(VENV)/.installed-test
 
 # one simulated hour of a realistic sky through the pipeline, measured against the truth (docs/science.md)
 science: $(VENV)/.installed-test
-	$(BIN)/python bench/science.py
+	$(BIN)/python bench/science.py $(SCIENCE_ARGS)
 
 docs: $(VENV)/.installed-test
 	$(BIN)/python -m contimg.cli.docgen .
