@@ -58,6 +58,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("jobs", "backoff_base_s", float, 30.0, "first retry delay; doubles with every failure"),
     Option("jobs", "backoff_max_s", float, 3600.0, "longest retry delay"),
     Option("jobs", "lease_s", float, 900.0, "a claimed job is taken over by another worker after this", lo_open=True),
+    Option("watch", "executor", str, "local", "where watch runs each step's work: local (child processes here) or dask (a Dask cluster; docs/scaling.md)", choices=("local", "dask")),
+    Option("watch", "scheduler", str, "", "dask: the scheduler address (tcp://HOST:8786); empty: a LocalCluster of watch --workers processes on this host"),
     Option("disk", "reserve_gb", float, 2.0, "convert, calibrate, image and mosaic wait (deferred, shown in status) while staging would keep less free space than this after the job"),
     Option("disk", "recheck_s", float, 300.0, "how often a job waiting for disk space is rechecked"),
     Option("disk", "prune", bool, True, "watch removes Measurement Sets whose mosaics are all published (false: never; subband files are always kept)"),

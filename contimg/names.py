@@ -111,6 +111,11 @@ def image_dir(staging: Path, obs_id: str) -> Path:
     return Path(staging) / "images" / obs_id
 
 
+def image_version_dir(staging: Path, obs_id: str, version: int) -> Path:
+    """A reprocessed image (version >= 2) lives beside the pipeline's own (version 1)."""
+    return image_dir(staging, obs_id) if version == 1 else Path(staging) / "images" / f"{obs_id}.v{version}"
+
+
 def mosaic_dir(staging: Path, mosaic_id: str) -> Path:
     return Path(staging) / "mosaics" / mosaic_id
 

@@ -28,6 +28,16 @@ def age(paths, seconds: float = 60.0) -> None:
         os.utime(p, (past, past))
 
 
+def wait_for(pred, timeout: float = 120) -> bool:
+    """Poll ``pred`` every 0.2 s until it is true (True) or ``timeout`` seconds pass (False)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def copy_aged(files, dest: Path) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     out = []

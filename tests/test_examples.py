@@ -23,6 +23,16 @@ def test_example_toml_is_current_and_loads(tmp_path) -> None:
 def test_example_scripts_parse() -> None:
     import subprocess
 
-    for script in ("tmux-session.sh", "pipelines.sh", "demo.sh"):
+    for script in ("tmux-session.sh", "pipelines.sh", "demo.sh", "dask-one-host.sh", "dask-worker.sh"):
         res = subprocess.run(["bash", "-n", str(REPO / "examples" / script)], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
+
+
+def test_issue16_slurm_example_parses_its_options() -> None:
+    """The Slurm example needs Slurm to run; here it must at least load and explain itself."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, str(REPO / "examples" / "dask-slurm.py"), "--help"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "--jobs" in res.stdout and "Slurm" in res.stdout, res.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from pipeline_helpers import age, sim
+from pipeline_helpers import age, sim, wait_for as _wait
 
 from contimg.state import Database
 
@@ -26,15 +26,6 @@ EX = REPO / "examples"
 def _env(home: Path, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTIMG_")}
     return {**env, "PATH": f"{BIN}:/usr/bin:/bin", "CONTIMG_HOME": str(home), **extra}
-
-
-def _wait(pred, timeout: float = 120) -> bool:
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("contimg.cli.list_cmd", "Observation, mosaic, product IDs, one per line"),
     "retry": ("contimg.cli.retry", "Reset failed/dead jobs to pending"),
     "redo": ("contimg.cli.redo", "Do a step again for named observations"),
+    "reprocess": ("contimg.cli.reprocess", "New image versions with changed options"),
     "config": ("contimg.cli.config_cmd", "Effective configuration and its sources"),
     "simulate": ("contimg.cli.simulate", "Write simulated subband files"),
     "ingest": ("contimg.cli.ingest", "Register subband files, queue observations"),

@@ -71,8 +71,11 @@ def command(app: App, failed_only: bool, step: str | None, since: str | None) ->
                             stale_after_s=cfg.publish_stale_after_h * 3600,
                             staging=cfg.staging)
     if not failed_only:
+        from contimg.ops.watch import read_run_info
+
         report["group_size"] = cfg.mosaic_n
         report["measures"] = _measures()
+        report["watch"] = read_run_info(cfg)
     if app.json_output:
         emit_json(report)
         return
@@ -121,9 +124,18 @@ def _render_plain(report: dict, verbosity: int = 0) -> None:
             click.echo(f"{p['state']}\t{p['id']}\t{p['published_dir'] or ''}")
     if "disk" in report:
         click.echo("disk\t" + disk_line(report["disk"]))
+    if report.get("watch"):
+        click.echo("watch\t" + watch_line(report["watch"]))
     m = report.get("measures")
     if m and (verbosity > 0 or m.get("stale")):
         click.echo("measures\t" + measures_line(m))
+
+
+def watch_line(w: dict) -> str:
+    """The running watcher and where its work runs (executor, scheduler, dashboard)."""
+    parts = [f"pid {w['pid']} running since {ago(w.get('started'))}", f"executor {w['executor']}"]
+    parts += [f"{k} {w[k]}" for k in ("scheduler", "dashboard", "workers") if w.get(k)]
+    return ", ".join(parts)
 
 
 def disk_line(d: dict) -> str:
@@ -175,6 +187,8 @@ def _render_rich(app: App, report: dict) -> None:
         app.console.print(t)
     if "disk" in report:
         app.console.print("disk: " + disk_line(report["disk"]))
+    if report.get("watch"):
+        app.console.print("watch: " + watch_line(report["watch"]))
     m = report.get("measures")
     if m and (app.verbosity > 0 or m.get("stale")):
         app.console.print("measures: " + measures_line(m))

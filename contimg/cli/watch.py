@@ -52,10 +52,16 @@ def parse_timeouts(items: tuple[str, ...]) -> dict[str, float]:
               help="After SIGINT/SIGTERM, seconds running jobs get to finish.")
 @click.option("--timeout", "timeouts", multiple=True, metavar="STEP=SECONDS",
               help="Kill and fail a job of STEP running longer than this (repeatable).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default=None,
+              help="Where work runs: local child processes, or a Dask cluster "
+                   "[default: watch.executor, local].")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Dask scheduler, e.g. tcp://head:8786 (default: watch.scheduler; "
+                   "none: a LocalCluster of --workers processes).")
 @json_option
 @pass_app
 def command(app: App, once: bool, workers: int, interval: float, grace: float,
-            timeouts: tuple[str, ...]) -> None:
+            timeouts: tuple[str, ...], executor: str | None, scheduler: str | None) -> None:
     """Run every step in a loop: ingest, then the oldest work, downstream steps first.
 
     On a terminal a live view; otherwise one line per event (--json: JSON lines),
@@ -63,8 +69,11 @@ def command(app: App, once: bool, workers: int, interval: float, grace: float,
     """
     from contimg.ops.watch import Watcher, WatchOptions
 
+    if scheduler is not None and (executor or app.config().watch_executor) != "dask":
+        raise click.UsageError("--scheduler needs --executor dask (or watch.executor = \"dask\")")
     opts = WatchOptions(once=once, workers=workers, interval_s=interval, grace_s=grace,
-                        timeouts=parse_timeouts(timeouts), verbosity=app.verbosity)
+                        timeouts=parse_timeouts(timeouts), verbosity=app.verbosity,
+                        executor=executor, scheduler=scheduler)
     app.db()  # the state must exist (or be created here, see 'contimg init')
     if app.interactive and app.verbosity >= 0:
         code = _run_live(app, opts)

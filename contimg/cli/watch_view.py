@@ -36,9 +36,11 @@ def render(watcher, snap: dict):
     for step in steps_in_order(snap["counts"]):
         cells = dict(state_cells(snap["counts"][step]))
         counts.add_row(step, *(str(cells.get(s, 0)) for s in (*STATES, "held")))
-    running = Table("step", "subject", "pid", "seconds", title="running")
+    running = Table("step", "subject", "where", "seconds", title="running")
     for r in list(watcher.running.values()):
-        running.add_row(r.spec.name, r.job.subject, str(r.proc.pid), f"{time.time() - r.started:.0f}")
+        proc = getattr(r.handle, "proc", None)
+        where = f"pid {proc.pid}" if proc is not None else watcher.executor.name
+        running.add_row(r.spec.name, r.job.subject, where, f"{time.time() - r.started:.0f}")
     waiting = Table("what", "step", "item", "why", title="waiting or held")
     for j in snap["waiting"]:
         waiting.add_row("waiting", j.step, j.subject, j.last_error or "")

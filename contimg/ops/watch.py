@@ -13,24 +13,23 @@ then expire and any watcher or subcommand takes the jobs over).
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from contimg.config import OPTION_BY_KEY, Config
+from contimg.config import Config
+from contimg.executors import Executor, Finished, make_executor
 from contimg.ops.prune import prune_ms
-from contimg.state import Database, Job, jobs, mosaics
+from contimg.state import Database, Job, jobs
 from contimg.steps import ingest
-from contimg.steps.diskspace import room_reason
+from contimg.steps.contract import Decision, Outcome, Status, StepError, WorkOrder
 from contimg.steps.mosaic import form_groups
 from contimg.steps.registry import StepSpec, available
-from contimg.steps.runner import StepError, make_owner
+from contimg.steps.runner import (StepContext, apply_decision, defer_unless_room, make_owner,
+                                  record_failure, step_module)
 
 
 PRUNE_EVERY_S = 600.0  # retention runs at most this often inside the loop
@@ -47,13 +46,16 @@ class WatchOptions:
     timeouts: dict[str, float] = field(default_factory=dict)  # per step, seconds
     poll_s: float = 0.5
     verbosity: int = 0            # -q: only failures and stopping; -v: also scan notes
+    executor: str | None = None   # local | dask (None: watch.executor)
+    scheduler: str | None = None  # dask scheduler address (None: watch.scheduler)
 
 
 @dataclass
 class Running:
     job: Job
     spec: StepSpec
-    proc: subprocess.Popen
+    order: WorkOrder
+    handle: object
     started: float
     log: Path
     renewed: float
@@ -77,6 +79,7 @@ class Watcher:
         self._noted: set[str] = set()
         self._last_prune = 0.0
         self.dirty = True
+        self.executor: Executor | None = None
 
     # -- signals -------------------------------------------------------------
     def request_stop(self, *_args) -> None:
@@ -91,8 +94,24 @@ class Watcher:
     # -- main loop -----------------------------------------------------------
     def run(self) -> int:
         self.db = Database(self.cfg.db_path)
+        kind = self.opts.executor or self.cfg.watch_executor
+        self.executor = make_executor(kind, home=self.cfg.home, workers=self.opts.workers,
+                                      scheduler=self.opts.scheduler or self.cfg.watch_scheduler or None)
+        self.ctx = StepContext(self.cfg, self.db, self.owner, trace=self._trace)
+        where = self.executor.describe()
+        write_run_info(self.cfg, where)
+        extra = "".join(f", {k} {v}" for k, v in where.items() if k != "executor")
         self._say(f"watch: started (pid {os.getpid()}, state {self.cfg.home}, "
-                  f"{self.opts.workers} worker(s){', once' if self.opts.once else ''})", level=1)
+                  f"{self.opts.workers} worker(s), executor {where['executor']}{extra}"
+                  f"{', once' if self.opts.once else ''})", level=0 if kind != "local" else 1)
+        try:
+            return self._loop()
+        finally:
+            self.executor.close()
+            clear_run_info(self.cfg)
+            self.db.close()
+
+    def _loop(self) -> int:
         last_scan = 0.0
         while True:
             self._reap()
@@ -118,7 +137,6 @@ class Watcher:
         if self.opts.once:
             self._say(f"watch: done for now, {self.finished} job(s) finished, "
                       f"{self.failures} failed")
-        self.db.close()
         return 1 if self.failures else 0
 
     def _scan(self) -> None:
@@ -167,59 +185,51 @@ class Watcher:
     def _fill(self) -> bool:
         started = False
         while len(self.running) < self.opts.workers and not self.stopping:
-            job, spec = self._claim_next()
+            job, spec, order = self._claim_next()
             if job is None:
                 break
-            self._start(job, spec)
+            self._start(job, spec, order)
             started = True
         return started
 
-    def _claim_next(self) -> tuple[Job | None, StepSpec | None]:
+    def _claim_next(self) -> tuple[Job | None, StepSpec | None, WorkOrder | None]:
+        """The next job with work to do, prepared here; jobs that need none (skipped,
+        deferred, held, or failed in prepare) are recorded on the way."""
         for spec in reversed(self.steps):          # downstream first: finished work flows out
-            job = jobs.claim(self.db, spec.name, self.owner, self.cfg.jobs_lease_s)
-            if job is None:
-                continue
-            reason = room_reason(self.cfg, 0.0, f"{spec.name} {job.subject}") \
-                if spec.writes_staging else None
-            if reason is None:
-                return job, spec
-            # below the reserve: defer here, without starting a worker just to wait
-            jobs.defer(self.db, job, reason, self.cfg.disk_recheck_s)
-            self._note(f"disk: {self.cfg.staging} is below disk.reserve_gb; convert, calibrate, "
-                       "image and mosaic jobs wait (deferred, see 'contimg status')")
-        return None, None
+            while True:
+                job = jobs.claim(self.db, spec.name, self.owner, self.cfg.jobs_lease_s)
+                if job is None:
+                    break
+                t0 = time.time()
+                try:
+                    order = step_module(spec.name).prepare(self.ctx, job)
+                    if isinstance(order, Decision):
+                        self._report(spec, job, apply_decision(self.ctx, job, order), t0)
+                        continue
+                    waiting = defer_unless_room(self.ctx, job, order) if spec.writes_staging else None
+                except Exception as exc:
+                    self._report(spec, job, record_failure(self.ctx, job, exc), t0)
+                    continue
+                if waiting is None:
+                    return job, spec, order
+                # below the reserve: deferred here, without starting a worker just to wait
+                self._note(f"disk: {self.cfg.staging} is below disk.reserve_gb; convert, calibrate, "
+                           "image and mosaic jobs wait (deferred, see 'contimg status')")
+        return None, None, None
 
-    def _start(self, job: Job, spec: StepSpec) -> None:
+    def _start(self, job: Job, spec: StepSpec, order: WorkOrder) -> None:
         stale = self.running.pop(job.id, None)
         if stale is not None:  # our own lease expired while we stalled and we re-claimed it
             self._say(f"{spec.name}: {job.subject} re-claimed after its lease expired; "
                       "stopping the old worker")
-            self._kill(stale)
+            self.executor.cancel(stale.handle)
         log = self.cfg.logs / "jobs" / spec.name / f"{job.subject}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [*worker_python(), spec.name, str(job.id), self.owner,
-               str(job.fence), "--home", str(self.cfg.home)]
-        if self.cfg.config_file:
-            cmd += ["--config", str(self.cfg.config_file)]
-        with open(log, "ab") as fh:
-            fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {spec.name} {job.subject} "
-                     f"(job {job.id}, fence {job.fence})\n".encode())
-            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=self._child_env(),
-                                    start_new_session=True,  # Ctrl-C reaches only the watcher
-                                    preexec_fn=_die_with_parent)
+        handle = self.executor.submit(order, log, f"{spec.name}-{job.subject}-{job.id}-{job.fence}")
         now = time.time()
-        self.running[job.id] = Running(job, spec, proc, now, log, now)
-        self._say(f"{spec.name}: started {job.subject} (job {job.id}, pid {proc.pid})")
-
-    def _child_env(self) -> dict[str, str]:
-        """Flag overrides travel to the worker as CONTIMG_* variables."""
-        env = dict(os.environ)
-        for key, source in self.cfg.sources.items():
-            if source == "flag" and key in OPTION_BY_KEY:
-                value = self.cfg.values[key]
-                env[OPTION_BY_KEY[key].env] = ",".join(value) if isinstance(value, list) else str(value)
-        return env
+        self.running[job.id] = Running(job, spec, order, handle, now, log, now)
+        pid = getattr(getattr(handle, "proc", None), "pid", None)
+        self._say(f"{spec.name}: started {job.subject} (job {job.id}"
+                  + (f", pid {pid})" if pid else f", {self.executor.name})"))
 
     def _renew(self) -> None:
         now = time.time()
@@ -230,50 +240,57 @@ class Watcher:
                 r.renewed = now
                 continue
             current = jobs.get(self.db, r.job.id)
-            if current is not None and current.state == "running" and current.fence != r.job.fence:
-                self._say(f"{r.spec.name}: lease of {r.job.subject} taken over by "
-                          f"{current.lease_owner}; stopping its worker")
-                self._kill(r)
-                del self.running[r.job.id]
-            # otherwise the worker has just recorded its result: _reap reports it
+            self._say(f"{r.spec.name}: lease of {r.job.subject} lost"
+                      + (f" to {current.lease_owner}" if current is not None and current.lease_owner else "")
+                      + "; stopping its worker, its result will not be recorded")
+            self.executor.cancel(r.handle)
+            del self.running[r.job.id]
 
     def _reap(self) -> None:
         now = time.time()
         for jid, r in list(self.running.items()):
             timeout = self.opts.timeouts.get(r.spec.name)
-            if r.proc.poll() is None:
+            done = self.executor.poll(r.handle)
+            if done is None:
                 if timeout and now - r.started > timeout:
-                    self._kill(r)
+                    self.executor.cancel(r.handle)
                     self._record_crash(r, f"timed out after {timeout:.0f} s")
                     del self.running[jid]
                 continue
             del self.running[jid]
-            code = r.proc.returncode
-            after = jobs.get(self.db, jid)
-            held = (after is not None and after.state == "running"
-                    and after.lease_owner == r.job.lease_owner and after.fence == r.job.fence)
-            if held:   # the worker died without recording anything
-                how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                self._record_crash(r, f"worker {how}")
+            if done.crashed:
+                self._record_crash(r, done.error)
                 continue
-            state = after.state if after else "?"
-            self.finished += 1
-            if state in ("failed", "dead"):
-                self.failures += 1
-            self.dirty = True
-            if state == "done" and r.spec.name == "publish":
-                state = self._product_state(r.job.subject)
-            line = f"{r.spec.name}: {r.job.subject} -> {state} in {now - r.started:.1f} s"
-            if state in ("failed", "dead") and after and after.last_error:
-                line += f": {after.last_error}"
-            elif state == "pending" and after and after.last_error:
-                line = f"{r.spec.name}: {r.job.subject} deferred: {after.last_error}"
-            self._say(line, level=-1 if state in ("failed", "dead", "held") else 0)
+            self._report(r.spec, r.job, self._record(r, done), r.started)
 
-    def _product_state(self, pid: str) -> str:
-        """A publish job is done also when QA held the product: say 'held', not 'done'."""
-        prod = mosaics.get_product(self.db, pid)
-        return "held" if prod is not None and prod["state"] == "held" else "done"
+    def _record(self, r: Running, done: Finished) -> Outcome:
+        """The head records what the worker did (or why it failed), fenced."""
+        try:
+            if done.result is None:
+                raise StepError(done.error, retryable=done.retryable)
+            return step_module(r.spec.name).record(self.ctx, r.job, r.order, done.result)
+        except Exception as exc:
+            return record_failure(self.ctx, r.job, exc)
+
+    def _report(self, spec: StepSpec, job: Job, out: Outcome, t0: float) -> None:
+        self.finished += 1
+        if out.failed:
+            self.failures += 1
+        self.dirty = True
+        if out.status == Status.DEFERRED:
+            line = f"{spec.name}: {job.subject} deferred: {out.message}"
+        elif out.status in (Status.FAILED, Status.DEAD, Status.HELD):
+            line = f"{spec.name}: {job.subject} -> {out.status} in {time.time() - t0:.1f} s: {out.message}"
+        else:
+            line = f"{spec.name}: {job.subject} -> {out.status} in {time.time() - t0:.1f} s"
+        self._say(line, level=-1 if out.status in (Status.FAILED, Status.DEAD, Status.HELD) else 0)
+
+    def _trace(self, text: str, subject: str) -> None:
+        """An unexpected exception in prepare or record: its traceback to the job's log."""
+        path = self.cfg.logs / "jobs" / "head" / f"{subject}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')}\n{text}")
 
     def _record_crash(self, r: Running, what: str) -> None:
         tail = _tail(r.log, 15)
@@ -286,27 +303,10 @@ class Watcher:
         self.failures += 1
         self._say(f"{r.spec.name}: {r.job.subject} {what} -> {state}", level=-1)
 
-    def _kill(self, r: Running, *, term_first: float = 0.0) -> None:
-        """SIGKILL the worker's process group (after SIGTERM and ``term_first`` seconds)."""
-        if term_first > 0:
-            try:
-                os.killpg(r.proc.pid, signal.SIGTERM)
-                r.proc.wait(timeout=term_first)
-                return
-            except ProcessLookupError:
-                return
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(r.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        r.proc.wait()
-
     def _abandon_all(self, why: str) -> None:
         for jid, r in list(self.running.items()):
             # workers remove their temporaries on SIGTERM; a second signal means at once
-            self._kill(r, term_first=0.0 if self.hard_stop else TERM_WAIT_S)
+            self.executor.cancel(r.handle, 0.0 if self.hard_stop else TERM_WAIT_S)
             released = jobs.release(self.db, r.job)
             self._say(f"{r.spec.name}: {r.job.subject} {why}; "
                       + ("released for the next run" if released else "lease already gone"))
@@ -322,21 +322,32 @@ class Watcher:
             self.emit(stamped)
 
 
-def worker_python() -> list[str]:
-    """The worker's interpreter line.  ``-P`` (Python 3.11+) keeps the working directory
-    off the import path: a folder named ``contimg`` where watch was started (the parent
-    of a checkout, a state directory called contimg) must not shadow the package."""
-    return [sys.executable, "-P", "-m", "contimg.steps.worker"]
+def write_run_info(cfg: Config, where: dict) -> None:
+    """<home>/run/watch.json: which executor a running watch uses (shown by `status`)."""
+    import json
+
+    from contimg.paths import staged
+
+    with staged(cfg.home / "run" / "watch.json") as tmp:
+        tmp.write_text(json.dumps({**where, "pid": os.getpid(), "started": time.time()}))
 
 
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGKILL when the watcher dies (kill -9 leaves no orphan
-    still writing).  Elsewhere the lease expiry and fencing still keep results safe."""
+def read_run_info(cfg: Config) -> dict | None:
+    """What a watch running on this host wrote at its start; None if none is running."""
+    import json
+
     try:
-        import ctypes
+        info = json.loads((cfg.home / "run" / "watch.json").read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
+
+def clear_run_info(cfg: Config) -> None:
+    try:
+        (cfg.home / "run" / "watch.json").unlink()
+    except OSError:
         pass
 
 

@@ -18,20 +18,24 @@ def get_choice(db: Database, obs_id: str) -> dict | None:
 
 def record_choice(db: Database, obs_id: str, choice: dict | None) -> dict:
     """Record the K1 decision once (a concurrent identical decision is a no-op)."""
-    c = choice or {}
     with db.transaction() as conn:
-        conn.execute(
-            "INSERT OR IGNORE INTO calibrator_choices (observation_id, calibrator, ra_deg, dec_deg,"
-            " flux_jy, spectral_index, transit_mjd, beam_weighted_jy, decided_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (obs_id, c.get("calibrator"), c.get("ra_deg"), c.get("dec_deg"), c.get("flux_jy"),
-             c.get("spectral_index"), c.get("transit_mjd"), c.get("beam_weighted_jy"), time.time()),
-        )
-        if c:
-            add_event(conn, "calibrator", f"{obs_id}: {c['calibrator']} transits at MJD "
-                      f"{c['transit_mjd']:.5f} ({c['beam_weighted_jy']:.2f} Jy in the beam)",
-                      step="calibrate", subject=obs_id)
+        record_choice_in(conn, obs_id, choice)
     return get_choice(db, obs_id)
+
+
+def record_choice_in(conn: sqlite3.Connection, obs_id: str, choice: dict | None) -> None:
+    c = choice or {}
+    conn.execute(
+        "INSERT OR IGNORE INTO calibrator_choices (observation_id, calibrator, ra_deg, dec_deg,"
+        " flux_jy, spectral_index, transit_mjd, beam_weighted_jy, decided_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (obs_id, c.get("calibrator"), c.get("ra_deg"), c.get("dec_deg"), c.get("flux_jy"),
+         c.get("spectral_index"), c.get("transit_mjd"), c.get("beam_weighted_jy"), time.time()),
+    )
+    if c.get("calibrator"):
+        add_event(conn, "calibrator", f"{obs_id}: {c['calibrator']} transits at MJD "
+                  f"{c['transit_mjd']:.5f} ({c['beam_weighted_jy']:.2f} Jy in the beam)",
+                  step="calibrate", subject=obs_id)
 
 
 def tables_of_set(db: Database, set_name: str) -> dict[str, dict]:
@@ -46,39 +50,48 @@ def _row(r: sqlite3.Row) -> dict:
     return d
 
 
-def register_set(db: Database, *, set_name: str, tables: dict[str, str], windows: dict[str, float],
-                 transit_mjd: float, source_observation: str, calibrator: str, refant: str,
-                 params: dict, quality: dict, wake_step: str = "calibrate") -> None:
-    """Register a solution set and wake the jobs waiting for a solution it covers.
+def register_set(db: Database, **kwargs) -> dict[str, int]:
+    """Register a solution set (see ``register_set_in``) in a transaction of its own."""
+    with db.transaction() as conn:
+        return register_set_in(conn, **kwargs)
+
+
+def register_set_in(conn: sqlite3.Connection, *, set_name: str, tables: dict[str, str],
+                    windows: dict[str, float], transit_mjd: float, source_observation: str,
+                    calibrator: str, refant: str, params: dict, quality: dict,
+                    wake_step: str = "calibrate") -> dict[str, int]:
+    """Register a solution set and wake the jobs waiting for a solution it covers; returns
+    the table ids by kind.
 
     ``windows`` maps kind -> half-width in days around the transit.  Waking is in
     the same transaction, so a deferred MS never misses a solution that landed.
     """
     now = time.time()
-    with db.transaction() as conn:
-        lo, hi = [], []
-        for kind, path in tables.items():
-            half = windows[kind]
-            conn.execute(
-                "INSERT INTO caltables (set_name, kind, path, valid_start_mjd, valid_end_mjd,"
-                " transit_mjd, source_observation, calibrator, refant, params, quality, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (set_name, kind) DO NOTHING",
-                (set_name, kind, str(path), transit_mjd - half, transit_mjd + half, transit_mjd,
-                 source_observation, calibrator, refant, json.dumps(params),
-                 json.dumps(quality.get(kind, quality)), now),
-            )
-            lo.append(transit_mjd - half)
-            hi.append(transit_mjd + half)
-        # the set covers where all of its tables are valid
-        woke = conn.execute(
-            "UPDATE jobs SET next_attempt_at = 0, updated_at = ? WHERE step = ? AND"
-            " state = 'pending' AND obs_mjd BETWEEN ? AND ?",
-            (now, wake_step, max(lo), min(hi)),
-        ).rowcount
-        add_event(conn, "solved", f"calibration set {set_name} from {calibrator} registered "
-                  f"({', '.join(sorted(tables))}); woke {woke} waiting job(s)",
-                  step="calibrate", subject=source_observation)
+    lo, hi = [], []
+    for kind, path in tables.items():
+        half = windows[kind]
+        conn.execute(
+            "INSERT INTO caltables (set_name, kind, path, valid_start_mjd, valid_end_mjd,"
+            " transit_mjd, source_observation, calibrator, refant, params, quality, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (set_name, kind) DO NOTHING",
+            (set_name, kind, str(path), transit_mjd - half, transit_mjd + half, transit_mjd,
+             source_observation, calibrator, refant, json.dumps(params),
+             json.dumps(quality.get(kind, quality)), now),
+        )
+        lo.append(transit_mjd - half)
+        hi.append(transit_mjd + half)
+    # the set covers where all of its tables are valid
+    woke = conn.execute(
+        "UPDATE jobs SET next_attempt_at = 0, updated_at = ? WHERE step = ? AND"
+        " state = 'pending' AND obs_mjd BETWEEN ? AND ?",
+        (now, wake_step, max(lo), min(hi)),
+    ).rowcount
+    add_event(conn, "solved", f"calibration set {set_name} from {calibrator} registered "
+              f"({', '.join(sorted(tables))}); woke {woke} waiting job(s)",
+              step="calibrate", subject=source_observation)
+    return {r["kind"]: r["id"] for r in conn.execute(
+        "SELECT kind, id FROM caltables WHERE set_name = ?", (set_name,))}
 
 
 def covering(db: Database, mjd: float) -> dict[str, dict]:

@@ -177,10 +177,12 @@ def backoff_seconds(attempts: int, base_s: float, max_s: float, rng: random.Rand
 
 
 def fail(db: Database, job: Job, error: str, *, base_s: float = 30.0, max_s: float = 3600.0,
-         retryable: bool = True, max_attempts: int | None = None, now: float | None = None) -> str:
+         retryable: bool = True, max_attempts: int | None = None, now: float | None = None,
+         record: Callable[[sqlite3.Connection, str], None] | None = None) -> str:
     """Record a failure; returns the new state ('failed' with backoff, or 'dead').
 
-    ``max_attempts`` (the current configuration) overrides the value stored at enqueue.
+    ``max_attempts`` (the current configuration) overrides the value stored at enqueue;
+    ``record(conn, state)`` updates the step's own rows in the same transaction.
     """
     now = now or time.time()
     limit = max_attempts or job.max_attempts
@@ -197,17 +199,23 @@ def fail(db: Database, job: Job, error: str, *, base_s: float = 30.0, max_s: flo
             " WHERE id = ?",
             (state, attempts, nxt, error, limit, now, job.id),
         )
+        if record is not None:
+            record(conn, state)
         add_event(conn, state, f"{job.step} {job.subject}: {error}", step=job.step,
                   subject=job.subject, data={"attempts": attempts}, now=now)
         return state
 
 
-def defer(db: Database, job: Job, reason: str, delay_s: float, *, now: float | None = None) -> None:
-    """Put a job back to wait for something (not a failure: attempts unchanged)."""
+def defer(db: Database, job: Job, reason: str, delay_s: float, *, now: float | None = None,
+          record: Callable[[sqlite3.Connection], None] | None = None) -> None:
+    """Put a job back to wait for something (not a failure: attempts unchanged); ``record``
+    writes what was learnt meanwhile (a solution registered) in the same transaction."""
     now = now or time.time()
     with db.transaction() as conn:
         if not _holds(conn, job):
             raise LeaseLost(f"{job.step} {job.subject}: lease lost; not deferred")
+        if record is not None:
+            record(conn)
         conn.execute(
             "UPDATE jobs SET state = 'pending', next_attempt_at = ?, last_error = ?,"
             " lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",

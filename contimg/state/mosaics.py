@@ -114,10 +114,15 @@ def claim_product(db: Database, product_id: str, owner: str, lease_s: float) -> 
 
 def set_product_state(db: Database, product_id: str, state: str, reason: str | None = None) -> None:
     with db.transaction() as conn:
-        conn.execute("UPDATE products SET state = ?, reason = ?, lease_owner = NULL,"
-                     " lease_expires_at = NULL WHERE id = ?", (state, reason, product_id))
-        add_event(conn, state, f"product {product_id}: {reason or state}", step="publish",
-                  subject=product_id)
+        set_product_state_in(conn, product_id, state, reason)
+
+
+def set_product_state_in(conn: sqlite3.Connection, product_id: str, state: str,
+                         reason: str | None = None) -> None:
+    conn.execute("UPDATE products SET state = ?, reason = ?, lease_owner = NULL,"
+                 " lease_expires_at = NULL WHERE id = ?", (state, reason, product_id))
+    add_event(conn, state, f"product {product_id}: {reason or state}", step="publish",
+              subject=product_id)
 
 
 def mark_published_in(conn: sqlite3.Connection, product_id: str, published_dir: str) -> None:

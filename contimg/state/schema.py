@@ -250,5 +250,24 @@ CALPROV_V8 = [
     "ALTER TABLE applications ADD COLUMN provenance TEXT",
 ]
 
+# Issue 16: `contimg reprocess` writes new versions of an observation's image beside the
+# old ones; every version is listed here, and ``images`` holds the current one.
+VERSIONS_V9 = [
+    """
+    CREATE TABLE image_versions (
+        observation_id TEXT NOT NULL REFERENCES observations (id),
+        version INTEGER NOT NULL,
+        dir TEXT NOT NULL,
+        files TEXT NOT NULL,
+        figures TEXT,
+        options TEXT,
+        note TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (observation_id, version)
+    )
+    """,
+    "ALTER TABLE images ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+]
+
 MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3, CALIBRATION_V4, PRODUCTS_V5, PRUNE_V6,
-                               FLAGS_V7, CALPROV_V8]
+                               FLAGS_V7, CALPROV_V8, VERSIONS_V9]

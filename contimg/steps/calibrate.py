@@ -11,36 +11,61 @@ default) is phase-only; the amplitudes then come from the nearest flux-scale set
 
 from __future__ import annotations
 
-import os
-import shutil
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from contimg import names
 from contimg.astro.calselect import choose_calibrator
-from contimg.state import Job, NextJob, calibration, jobs
-from contimg.steps.diskspace import defer_unless_room
+from contimg.state import Job, NextJob, calibration
+from contimg.steps.contract import Decision, Outcome, Status, WorkOrder
 from contimg.steps.ms_lookup import require_ms
-from contimg.steps.runner import Outcome, StepContext, StepError
 
 STEP = "calibrate"
+OWN = "own:"  # a table of the set this job solves: its path is known once solved
 
 
-def decide_calibrator(ctx: StepContext, obs_id: str, ms: dict) -> dict:
-    """The recorded K1 decision for an observation (made once, then reused)."""
+@dataclass(frozen=True)
+class SolvePlan:
+    set_name: str
+    out_dir: str
+    flux_scale: bool
+    refants: tuple[str, ...]
+    uv_min_lambda: float
+    windows: dict
+
+
+@dataclass(frozen=True)
+class CalibrateOrder(WorkOrder):
+    ms: str = ""
+    mid_mjd: float = 0.0
+    choice: dict | None = None        # the K1 decision
+    choice_is_new: bool = False       # record it with the result
+    flag: dict | None = None          # flagging.flag keywords; None: flagged already
+    known_flags: dict | None = None
+    solve: SolvePlan | None = None
+    apply: tuple[str, ...] | None = None   # tables in order (OWN+kind: this set's); None: defer
+    apply_info: dict | None = None
+    waiting: str | None = None        # why nothing is applied yet
+    phase: dict | None = None         # per-observation sky-model phase calibration
+    recheck_s: float = 0.0
+
+
+def decide_calibrator(ctx, obs_id: str, ms: dict) -> tuple[dict, bool]:
+    """The K1 decision for an observation (recorded once, then reused) and whether it is new."""
     known = calibration.get_choice(ctx.db, obs_id)
     if known is not None:
-        return known
+        return known, False
     cfg = ctx.config
     choice = choose_calibrator(ms["start_mjd"], ms["end_mjd"], ms["dec_deg"],
                                max_offset_deg=cfg.calibrate_max_offset_deg,
                                min_beam_jy=cfg.calibrate_min_beam_jy)
-    record = None
-    if choice is not None:
-        s = choice.source
-        record = dict(calibrator=s.name, ra_deg=s.ra_deg, dec_deg=s.dec_deg, flux_jy=s.flux_jy,
-                      spectral_index=s.spectral_index, transit_mjd=choice.transit_mjd,
-                      beam_weighted_jy=choice.beam_weighted_jy)
-    return calibration.record_choice(ctx.db, obs_id, record)
+    if choice is None:
+        return {"calibrator": None}, True
+    s = choice.source
+    return dict(calibrator=s.name, ra_deg=s.ra_deg, dec_deg=s.dec_deg, flux_jy=s.flux_jy,
+                spectral_index=s.spectral_index, transit_mjd=choice.transit_mjd,
+                beam_weighted_jy=choice.beam_weighted_jy), True
 
 
 def refant_candidates(configured: list[str]) -> list[str]:
@@ -57,50 +82,6 @@ def refant_candidates(configured: list[str]) -> list[str]:
     return first + [n for n in by_distance if n not in first]
 
 
-def model_sources(ms_path: Path, choice: dict) -> list:
-    """The calibrator plus every other catalogue source bright in the beam: a bright
-    neighbour left out of the model biases the gains by its apparent flux ratio."""
-    from contimg.astro.catalog import load_calibrators
-    from contimg.calib import CalSource, sources_in_beam
-
-    cal = CalSource(choice["calibrator"], choice["ra_deg"], choice["dec_deg"], choice["flux_jy"],
-                    choice["spectral_index"])
-    others = [s for s in sources_in_beam(ms_path, load_calibrators(compact_only=True), 0.01)
-              if s.name != cal.name]
-    return [cal, *others]
-
-
-def solve_calibrator(ctx: StepContext, obs_id: str, ms: dict, choice: dict) -> str:
-    """Solve on a calibrator observation unless its set is registered; returns the set name."""
-    from contimg.calib import CalibrationError, SolveOptions, solve
-
-    cfg = ctx.config
-    set_name = names.calibration_set_name(obs_id, choice["calibrator"])
-    if calibration.tables_of_set(ctx.db, set_name):
-        return set_name
-    out_dir = names.caltable_dir(cfg.staging, set_name)
-    flux_scale = sets_flux_scale(choice["calibrator"], cfg.calibrate_flux_calibrators)
-    opts = SolveOptions(refants=refant_candidates(cfg.calibrate_refants),
-                        uv_min_lambda=cfg.calibrate_uv_min_lambda,
-                        gain_calmode="ap" if flux_scale else "p", write_amplitude=flux_scale)
-    sources = model_sources(Path(ms["path"]), choice)
-    try:
-        result = solve(Path(ms["path"]), out_dir, set_name, sources, opts)
-    except CalibrationError as exc:
-        raise StepError(f"solving on {obs_id} ({choice['calibrator']}): {exc}") from exc
-    calibration.register_set(
-        ctx.db, set_name=set_name, tables={k: str(v) for k, v in result.tables.items()},
-        windows={"bandpass": cfg.calibrate_bandpass_valid_h / 24,
-                 "gain": cfg.calibrate_gain_valid_h / 24},
-        transit_mjd=choice["transit_mjd"], source_observation=obs_id,
-        calibrator=choice["calibrator"], refant=result.refant,
-        params={**result.params, "model": [s.name for s in sources],
-                "refant_candidates": opts.refants[:10], "flux_scale": flux_scale,
-                "amplitude_table": result.params.get("amplitude_table") if flux_scale else None},
-        quality=result.quality)
-    return set_name
-
-
 def sets_flux_scale(calibrator: str, flux_calibrators: list[str]) -> bool:
     """Only the configured (default: Perley-Butler 2017) calibrators set the amplitude scale:
     the other catalogue fluxes are VLA-manual values good to +-20 %."""
@@ -108,63 +89,43 @@ def sets_flux_scale(calibrator: str, flux_calibrators: list[str]) -> bool:
     return any(key == c.replace(" ", "").lower() for c in flux_calibrators)
 
 
-def flag_observation(ctx: StepContext, obs_id: str, ms: dict) -> dict:
-    """RFI-flag the MS once (statistics recorded at once, so a deferred job does not re-flag;
-    an MS converted again since, with a new created_at, is flagged again)."""
-    from contimg.calib import CalibrationError, flagging
-
-    ms_path = Path(ms["path"])
-    known = calibration.get_flags(ctx.db, obs_id)
-    if known is not None and known["figures"].get("ms_created_at") == ms.get("created_at"):
-        return known["figures"]
+def plan_solve(ctx, obs_id: str, choice: dict) -> SolvePlan | None:
+    """A solve on this calibrator observation, unless its set is registered already."""
+    if not choice.get("calibrator"):
+        return None
     cfg = ctx.config
-    try:
-        figures = flagging.flag(ms_path, cfg.flag_engine, strategy=cfg.flag_strategy,
-                                base_threshold=cfg.flag_base_threshold or None)
-    except CalibrationError as exc:
-        raise StepError(f"flagging {obs_id}: {exc}") from exc
-    figures["ms_created_at"] = ms.get("created_at")
-    with ctx.db.transaction() as conn:
-        calibration.record_flags_in(conn, obs_id, figures)
-    return figures
+    set_name = names.calibration_set_name(obs_id, choice["calibrator"])
+    if calibration.tables_of_set(ctx.db, set_name):
+        return None
+    return SolvePlan(set_name, str(names.caltable_dir(cfg.staging, set_name)),
+                     sets_flux_scale(choice["calibrator"], cfg.calibrate_flux_calibrators),
+                     tuple(refant_candidates(cfg.calibrate_refants)), cfg.calibrate_uv_min_lambda,
+                     {"bandpass": cfg.calibrate_bandpass_valid_h / 24,
+                      "gain": cfg.calibrate_gain_valid_h / 24})
 
 
-def phase_calibrate(ctx: StepContext, obs_id: str, ms_path: Path, applied: list[Path]) -> dict:
-    """Phase-only calibration of this observation against sky_model.catalogue, on top of the
-    transit tables.  A missing or unreadable catalogue, or a failed solve, is not fatal: the
-    observation is calibrated without it and the returned ``warning`` shows in status."""
-    from contimg.astro.refcat import RefCatError, read_refcat
-    from contimg.calib import CalibrationError
-    from contimg.calib.phasecal import catalogue_sources, solve_phase
-
-    cfg = ctx.config
-    path = cfg.sky_model_catalogue
-    if not path:
-        return {"catalogue": None, "table": None,
-                "note": "no sky_model.catalogue configured: no per-observation phase calibration"}
-    try:
-        cat = read_refcat(path)
-        sources = catalogue_sources(ms_path, cat)
-        name = f"{obs_id}_phase"
-        out = names.caltable_dir(cfg.staging, name) / f"{name}.pcal"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        fig = solve_phase(ms_path, tmp, sources, applied, refants=refant_candidates(cfg.calibrate_refants),
-                          solint_s=cfg.calibrate_phase_solint_s, uv_min_lambda=cfg.calibrate_uv_min_lambda)
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-    except (RefCatError, CalibrationError, OSError) as exc:
-        return {"catalogue": str(path), "table": None,
-                "warning": f"sky-model phase calibration skipped: {exc}"}
-    return {"catalogue": str(path), "table": str(out), "sources": [s.name for s in sources], **fig}
+def _own_row(plan: SolvePlan, choice: dict, kind: str) -> dict:
+    return {"id": None, "path": OWN + kind, "set_name": plan.set_name,
+            "calibrator": choice["calibrator"], "transit_mjd": choice["transit_mjd"],
+            "selection": "nearest transit",
+            "params": {"flux_scale": plan.flux_scale,
+                       "amplitude_table": OWN + "amplitude" if plan.flux_scale else None}}
 
 
-def tables_to_apply(ctx: StepContext, mid_mjd: float) -> tuple[list[Path], dict] | str:
+def tables_to_apply(ctx, mid_mjd: float, own: tuple[SolvePlan, dict] | None = None
+                    ) -> tuple[list[Path], dict] | str:
     """Bandpass and gain of the nearest transit covering ``mid_mjd``; when that gain is phase-only
-    (not a flux calibrator), the amplitudes of the nearest flux-scale set.  A string says what is
-    missing."""
+    (not a flux calibrator), the amplitudes of the nearest flux-scale set.  ``own`` is the set
+    this job is about to solve (plan, choice), a candidate like the registered ones.  A string
+    says what is missing."""
     tables = calibration.covering(ctx.db, mid_mjd)
+    if own is not None:
+        plan, choice = own
+        gap = abs(choice["transit_mjd"] - mid_mjd)
+        for kind in ("bandpass", "gain"):
+            if gap <= plan.windows[kind] and (kind not in tables or
+                                              gap <= abs(tables[kind]["transit_mjd"] - mid_mjd)):
+                tables[kind] = _own_row(plan, choice, kind)
     if set(tables) != {"bandpass", "gain"}:
         have = ", ".join(f"{k} {t['set_name']}" for k, t in tables.items()) or "none"
         return (f"waiting for a calibration solution covering MJD {mid_mjd:.5f} (have: {have}); it "
@@ -172,11 +133,16 @@ def tables_to_apply(ctx: StepContext, mid_mjd: float) -> tuple[list[Path], dict]
     paths = [Path(tables["bandpass"]["path"]), Path(tables["gain"]["path"])]
     prov = {k: {"path": t["path"], "set": t["set_name"], "calibrator": t["calibrator"],
                 "transit_mjd": t["transit_mjd"], "selection": t["selection"]} for k, t in tables.items()}
+    cfg = ctx.config
     if not tables["gain"]["params"].get("flux_scale", True):
-        amp = calibration.nearest_flux_scale_gain(ctx.db, mid_mjd, ctx.config.calibrate_amplitude_valid_h / 24)
+        half = cfg.calibrate_amplitude_valid_h / 24
+        amp = calibration.nearest_flux_scale_gain(ctx.db, mid_mjd, half)
+        if own is not None and own[0].flux_scale and abs(own[1]["transit_mjd"] - mid_mjd) <= half and (
+                amp is None or abs(own[1]["transit_mjd"] - mid_mjd) <= abs(amp["transit_mjd"] - mid_mjd)):
+            amp = _own_row(own[0], own[1], "gain")
         if amp is None:
-            return (f"waiting for a flux-scale calibrator ({', '.join(ctx.config.calibrate_flux_calibrators)})"
-                    f" within {ctx.config.calibrate_amplitude_valid_h:g} h of MJD {mid_mjd:.5f}: the gain set "
+            return (f"waiting for a flux-scale calibrator ({', '.join(cfg.calibrate_flux_calibrators)})"
+                    f" within {cfg.calibrate_amplitude_valid_h:g} h of MJD {mid_mjd:.5f}: the gain set "
                     f"{tables['gain']['set_name']} is phase-only")
         paths.append(Path(amp["params"]["amplitude_table"]))
         prov["amplitude"] = {"path": amp["params"]["amplitude_table"], "set": amp["set_name"],
@@ -186,45 +152,49 @@ def tables_to_apply(ctx: StepContext, mid_mjd: float) -> tuple[list[Path], dict]
                    "set": tables["gain"]["set_name"]}
 
 
-def calibrate_one(ctx: StepContext, job: Job) -> Outcome:
-    from contimg.calib import CalTableMissing, apply
-
-    obs_id, db = job.subject, ctx.db
+def prepare(ctx, job: Job) -> CalibrateOrder | Decision:
+    cfg, db, obs_id = ctx.config, ctx.db, job.subject
     ms = require_ms(db, obs_id)
-    applied = calibration.get_application(db, obs_id)
     next_jobs = [NextJob("image", obs_id, ms["mid_mjd"])]
+    applied = calibration.get_application(db, obs_id)
     if applied is not None:
-        jobs.complete(db, job, next_jobs=next_jobs, message="already calibrated")
-        return Outcome(obs_id, "skipped", f"{obs_id} already calibrated (tables "
-                       f"{applied['bandpass_id']}, {applied['gain_id']}); nothing to do")
-    # applycal adds a CORRECTED_DATA column (and solving a model column): about the MS again
-    waiting = defer_unless_room(ctx, job, float(ms.get("size_bytes") or 0),
-                                "calibrating its Measurement Set")
-    if waiting is not None:
-        return waiting
-    flags = flag_observation(ctx, obs_id, ms)
-    choice = decide_calibrator(ctx, obs_id, ms)
-    solved = solve_calibrator(ctx, obs_id, ms, choice) if choice.get("calibrator") else None
-    chosen = tables_to_apply(ctx, ms["mid_mjd"])
-    if isinstance(chosen, str):
-        jobs.defer(db, job, chosen, ctx.config.calibrate_recheck_s)
-        return Outcome(obs_id, "deferred", chosen)
-    paths, info = chosen
-    sky = phase_calibrate(ctx, obs_id, Path(ms["path"]), paths)
-    if sky.get("table"):
-        paths = [*paths, Path(sky["table"])]
-    try:
-        figures = apply(Path(ms["path"]), paths)
-    except CalTableMissing as exc:
-        raise StepError(f"{obs_id}: {exc}") from exc
-    bp_id, g_id = info["ids"]
-    prov = {"tables": info["tables"], "apply_order": [str(p) for p in paths],
-            "flags": {k: flags.get(k) for k in ("engine", "strategy", "flagged_before", "flagged_after",
-                                                 "bad_antennas")},
-            "sky_model": sky}
-    jobs.complete(db, job, next_jobs=next_jobs, message=f"applied {info['set']}",
-                  record=lambda conn: calibration.record_application_in(conn, obs_id, bp_id, g_id,
-                                                                         figures, prov))
-    what = f"solved {solved} and applied" if solved else "applied"
-    return Outcome(obs_id, "done", f"{what} {info['set']}",
-                   data={"set": info["set"], "figures": figures, "flags": flags})
+        return Decision(Status.SKIPPED, "already calibrated", next_jobs=next_jobs,
+                        detail=f"{obs_id} already calibrated (tables {applied['bandpass_id']}, "
+                        f"{applied['gain_id']}); nothing to do")
+    choice, new = decide_calibrator(ctx, obs_id, ms)
+    solve = plan_solve(ctx, obs_id, choice)
+    chosen = tables_to_apply(ctx, ms["mid_mjd"], (solve, choice) if solve else None)
+    if isinstance(chosen, str) and solve is None:  # nothing to solve, nothing to apply: wait
+        write_choice = (lambda conn: calibration.record_choice_in(conn, obs_id, choice)) if new else None
+        return Decision(Status.DEFERRED, chosen, record=write_choice, recheck_s=cfg.calibrate_recheck_s)
+    known = calibration.get_flags(db, obs_id)
+    flagged = known is not None and known["figures"].get("ms_created_at") == ms.get("created_at")
+    apply, info = (None, None) if isinstance(chosen, str) else (tuple(str(p) for p in chosen[0]), chosen[1])
+    phase = None
+    if cfg.sky_model_catalogue:
+        phase = {"catalogue": str(cfg.sky_model_catalogue),
+                 "out": str(names.phase_table_path(cfg.staging, obs_id)),
+                 "refants": refant_candidates(cfg.calibrate_refants),
+                 "solint_s": cfg.calibrate_phase_solint_s, "uv_min_lambda": cfg.calibrate_uv_min_lambda}
+    outputs = tuple(p for p in (solve and solve.out_dir, phase and phase["out"]) if p)
+    return CalibrateOrder(
+        STEP, obs_id, root=str(cfg.staging), outputs=outputs, uses_casa=True,
+        # applycal adds a CORRECTED_DATA column (and solving a model column): about the MS again
+        need_bytes=float(ms.get("size_bytes") or 0), need_what="calibrating its Measurement Set",
+        ms=str(ms["path"]), mid_mjd=ms["mid_mjd"], choice=choice,
+        choice_is_new=new, solve=solve, apply=apply, apply_info=info,
+        waiting=chosen if isinstance(chosen, str) else None, phase=phase,
+        flag=None if flagged else {"engine": cfg.flag_engine, "strategy": cfg.flag_strategy,
+                                   "base_threshold": cfg.flag_base_threshold or None,
+                                   "ms_created_at": ms.get("created_at")},
+        known_flags=known["figures"] if flagged else None, recheck_s=cfg.calibrate_recheck_s)
+
+
+def calibrate_one(ctx, job: Job) -> Outcome:
+    """prepare -> work -> record here (a hand-run `contimg calibrate`)."""
+    from contimg.steps.runner import run_here
+
+    return run_here(ctx, job, sys.modules[__name__])
+
+
+from contimg.steps.calibrate_work import record, work  # noqa: E402,F401  (the halves after prepare)

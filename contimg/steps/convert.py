@@ -12,90 +12,114 @@ NaN/Inf samples are flagged and counted on the MS row (item 13).
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from contimg import names
-from contimg.paths import inside
 from contimg.state import Job, NextJob, ingest as ingest_state, jobs, measurement_sets
-from contimg.steps.diskspace import defer_unless_room
-from contimg.steps.runner import Outcome, StepContext, StepError
+from contimg.steps.contract import Decision, Outcome, Status, StepError, WorkOrder
 
 STEP = "convert"
 
 
-def convert_one(ctx: StepContext, job: Job) -> Outcome:
-    from contimg.msio import ConvertError, build_ms
+@dataclass(frozen=True)
+class ConvertOrder(WorkOrder):
+    files: tuple[str, ...] = ()   # the registered subband files
+    out: str = ""                 # the MS path (names.ms_path)
+    nsubbands: int = 16
+    min_files: int = 1            # fewer usable files than this: fail, MS not written
 
+
+def prepare(ctx, job: Job) -> ConvertOrder | Decision:
     cfg, db, obs_id = ctx.config, ctx.db, job.subject
     registered = ingest_state.observation_files(db, obs_id)
     if not registered:
         raise StepError(f"observation {obs_id} has no registered subband files; "
                         "run 'contimg ingest' and see 'contimg status'", retryable=False)
     out = names.ms_path(cfg.staging, obs_id)
-    if not inside(out, cfg.staging):
-        raise StepError(f"{out} resolves outside the staging root {cfg.staging}", retryable=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(out.parent / f".{out.name}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise StepError(f"{out} is being written by another process; will retry") from None
-    try:
-        known = measurement_sets.get_ms(db, obs_id)
-        late = {f["subband"] for f in registered} - set(known["subbands"] if known else ())
-        if known and Path(known["path"]).is_dir() and not late:  # else: redo with late ones
-            jobs.complete(db, job, next_jobs=[NextJob("calibrate", obs_id, known["mid_mjd"])],
-                          message="MS already registered")
-            return Outcome(obs_id, "skipped", f"{out} already converted and registered")
-        files, rejected = usable_inputs(registered)
-        need = max(1, min(cfg.ingest_min_subbands, len(registered)))
-        if len(files) < need:
-            why = "; ".join(f"{Path(p).name}: {e}" for p, e in rejected[:4])
-            raise StepError(f"observation {obs_id}: only {len(files)} of {len(registered)} subband "
-                            f"files usable, {need} needed ({why}); restore or replace them, "
-                            "then run 'contimg retry'")
-        # the MS is about the input's size, and calibration adds as much again: ask for
-        # both, so a converted MS can always be calibrated, imaged and in time pruned
-        waiting = defer_unless_room(ctx, job, 2 * sum(f.stat().st_size for f in files),
-                                    "its Measurement Set and its calibration")
-        if waiting is not None:
-            return waiting
-        try:
-            info = build_ms(files, out, nsubbands=cfg.convert_nsubbands, progress=ctx.progress,
-                            overwrite=True, min_files=need)
-        except ConvertError as exc:
-            raise StepError(f"observation {obs_id}: {exc}") from exc
-        rejected += info.rejected
-        fields = dict(path=str(info.path), start_mjd=info.start_mjd, end_mjd=info.end_mjd,
-                      mid_mjd=info.mid_mjd, dec_deg=info.pointing_dec_deg,
-                      phase_ra_deg=info.phase_ra_deg, phase_dec_deg=info.phase_dec_deg,
-                      subbands=list(info.subbands_present), nchan=info.nchan_total,
-                      size_bytes=info.size_bytes)
+    known = measurement_sets.get_ms(db, obs_id)
+    late = {f["subband"] for f in registered} - set(known["subbands"] if known else ())
+    if known and Path(known["path"]).is_dir() and not late:  # else: redo with late ones
+        return Decision(Status.SKIPPED, "MS already registered",
+                        next_jobs=[NextJob("calibrate", obs_id, known["mid_mjd"])],
+                        detail=f"{out} already converted and registered")
+    paths = tuple(str(f["path"]) for f in registered)
+    # the MS is about the input's size, and calibration adds as much again: ask for
+    # both, so a converted MS can always be calibrated, imaged and in time pruned
+    return ConvertOrder(STEP, obs_id, root=str(cfg.staging), outputs=(str(out),),
+                        lock=str(out.parent / f".{out.name}.lock"),
+                        need_bytes=2 * sum(_size(p) for p in paths),
+                        need_what="its Measurement Set and its calibration", files=paths,
+                        out=str(out), nsubbands=cfg.convert_nsubbands,
+                        min_files=max(1, min(cfg.ingest_min_subbands, len(paths))))
 
-        def record(conn) -> None:
-            measurement_sets.record_ms_in(conn, obs_id, **fields, flagged=info.flagged_samples,
-                                          total_samples=info.total_samples)
-            ingest_state.quarantine_at_convert_in(conn, obs_id, rejected)
 
-        jobs.complete(db, job, record=record,
-                      next_jobs=[NextJob("calibrate", obs_id, info.mid_mjd)],
-                      message=f"wrote {info.path.name}")
-    finally:
-        lock.release()
-    absent = sorted(set(range(cfg.convert_nsubbands)) - set(info.subbands_present))
+def work(order: ConvertOrder, progress=None) -> dict:
+    from contimg.msio import ConvertError, build_ms
+
+    files, rejected = usable_inputs(order.files)
+    if len(files) < order.min_files:
+        why = "; ".join(f"{Path(p).name}: {e}" for p, e in rejected[:4])
+        raise StepError(f"observation {order.subject}: only {len(files)} of {len(order.files)} "
+                        f"subband files usable, {order.min_files} needed ({why}); restore or "
+                        "replace them, then run 'contimg retry'")
+    Path(order.out).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        info = build_ms(files, Path(order.out), nsubbands=order.nsubbands, progress=progress,
+                        overwrite=True, min_files=order.min_files)
+    except ConvertError as exc:
+        raise StepError(f"observation {order.subject}: {exc}") from exc
+    return dict(path=str(info.path), start_mjd=info.start_mjd, end_mjd=info.end_mjd,
+                mid_mjd=info.mid_mjd, dec_deg=info.pointing_dec_deg,
+                phase_ra_deg=info.phase_ra_deg, phase_dec_deg=info.phase_dec_deg,
+                subbands=list(info.subbands_present), nchan=info.nchan_total,
+                size_bytes=info.size_bytes, flagged_samples=dict(info.flagged_samples or {}),
+                total_samples=info.total_samples, quarantined=[*rejected, *info.rejected])
+
+
+MS_FIELDS = ("path", "start_mjd", "end_mjd", "mid_mjd", "dec_deg", "phase_ra_deg", "phase_dec_deg",
+             "subbands", "nchan", "size_bytes")
+
+
+def record(ctx, job: Job, order: ConvertOrder, result: dict) -> Outcome:
+    obs_id = job.subject
+    rejected = [tuple(r) for r in result["quarantined"]]
+
+    def write(conn) -> None:
+        measurement_sets.record_ms_in(conn, obs_id, **{k: result[k] for k in MS_FIELDS},
+                                      flagged=result["flagged_samples"],
+                                      total_samples=result["total_samples"])
+        ingest_state.quarantine_at_convert_in(conn, obs_id, rejected)
+
+    jobs.complete(ctx.db, job, record=write,
+                  next_jobs=[NextJob("calibrate", obs_id, result["mid_mjd"])],
+                  message=f"wrote {Path(result['path']).name}")
+    absent = sorted(set(range(order.nsubbands)) - set(result["subbands"]))
     notes = [f"sb {', '.join(f'{s:02d}' for s in absent)} flagged"] if absent else []
     if rejected:
         notes.append(f"{len(rejected)} file(s) quarantined: see 'contimg status'")
-    if info.flagged_samples:
-        notes.append(f"{sum(info.flagged_samples.values())} NaN/Inf samples flagged")
+    if result["flagged_samples"]:
+        notes.append(f"{sum(result['flagged_samples'].values())} NaN/Inf samples flagged")
     note = f" ({'; '.join(notes)})" if notes else ""
-    fields.update(flagged_samples=info.flagged_samples, quarantined=rejected)
-    return Outcome(obs_id, "done", f"{info.path}{note}", data=fields)
+    return Outcome(obs_id, Status.DONE, f"{result['path']}{note}", data=result)
 
 
-def usable_inputs(registered: list[dict]) -> tuple[list[Path], list[tuple[str, str]]]:
+def convert_one(ctx, job: Job) -> Outcome:
+    """prepare -> work -> record here (a hand-run `contimg convert`)."""
+    from contimg.steps.runner import run_here
+
+    return run_here(ctx, job, sys.modules[__name__])
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
+
+
+def usable_inputs(registered: tuple[str, ...]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Registered files still on disk, and (path, why) for the others (item 15).
 
     An operator may have moved a bad file away: the observation goes on from the rest,
@@ -103,8 +127,8 @@ def usable_inputs(registered: list[dict]) -> tuple[list[Path], list[tuple[str, s
     changed since registration are checked again by ``build_ms`` (the same validation
     as ingest), which leaves out the ones that fail."""
     files, rejected = [], []
-    for row in registered:
-        p = Path(row["path"])
+    for path in registered:
+        p = Path(path)
         try:
             ok = p.is_file()
         except OSError as exc:

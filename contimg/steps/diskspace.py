@@ -4,7 +4,7 @@ A run that lasts months meets a full disk sooner or later, and a step that hits
 ENOSPC half-way wastes its work and leaves the operator a traceback.  Steps that
 write data-sized outputs therefore check first: the free space must cover the
 job's estimated output plus a reserve (``disk.reserve_gb``).  A job that does not
-fit is deferred, not failed (its attempts are unchanged): the reason shows in
+fit is deferred (by the runner, ``defer_unless_room``), not failed (its attempts are unchanged): the reason shows in
 `contimg status`, and it proceeds by itself once space is freed.
 """
 
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from contimg.config import Config
 from contimg.paths import free_bytes
-from contimg.state import Job, jobs
-from contimg.steps.runner import Outcome, StepContext
 
 GB = 1e9
 
@@ -28,12 +26,3 @@ def room_reason(cfg: Config, need_bytes: float, what: str) -> str | None:
             f"{need_bytes / GB:.1f} GB plus the {reserve / GB:.1f} GB reserve (disk.reserve_gb); "
             "free space there (contimg prune, publish) and it proceeds by itself "
             f"(rechecked every {cfg.disk_recheck_s:.0f} s)")
-
-
-def defer_unless_room(ctx: StepContext, job: Job, need_bytes: float, what: str) -> Outcome | None:
-    """None if the job fits; else defer it (attempts unchanged) and say why."""
-    reason = room_reason(ctx.config, need_bytes, what)
-    if reason is None:
-        return None
-    jobs.defer(ctx.db, job, reason, ctx.config.disk_recheck_s)
-    return Outcome(job.subject, "deferred", reason)

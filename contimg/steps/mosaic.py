@@ -8,15 +8,15 @@ in the same transaction that marks the mosaic done (P1).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from contimg import names
 from contimg.paths import sha256_file
 from contimg.state import Job, NextJob, images, jobs, mosaics
-from contimg.steps.diskspace import defer_unless_room
-from contimg.steps.grouping import Tile, plan_groups
-from contimg.steps.runner import Outcome, StepContext, StepError
+from contimg.steps.contract import Outcome, Status, StepError, WorkOrder
+from contimg.steps.grouping import ObservationSpan, plan_groups
 
 STEP = "mosaic"
 
@@ -33,7 +33,7 @@ def form_groups(cfg, db) -> FormReport:
     if mode not in ("tiles", "sliding"):
         raise StepError(f"mosaic.mode is {mode!r}: use tiles or sliding", retryable=False)
     imaged = images.list_images(db)
-    tiles = [Tile(i["observation_id"], i["start_mjd"], i["end_mjd"], i["dec_deg"]) for i in imaged]
+    tiles = [ObservationSpan(i["observation_id"], i["start_mjd"], i["end_mjd"], i["dec_deg"]) for i in imaged]
     in_flight = [o["obs_mjd"] for o in images.in_flight_observations(db)]
     used = mosaics.exclusive_members(db)
     plan, notes = plan_groups(tiles, n=cfg.mosaic_n, mode=mode, overlap=cfg.mosaic_overlap,
@@ -89,9 +89,17 @@ def mosaic_options(cfg):
                          max_radiometer_ratio=_off(cfg.qa_max_radiometer_ratio))
 
 
-def qa_catalogue(cfg):
+@dataclass(frozen=True)
+class MosaicOrder(WorkOrder):
+    tiles: tuple = ()            # contimg.mosaicking.Tile records of the members
+    options: object = None       # contimg.mosaicking.MosaicOptions
+    out_dir: str = ""
+    catalogue: str | None = None  # sky_model.catalogue; None: the calibrator catalogue
+    mosaic: dict | None = None   # the group's row (members, times, warning)
+
+
+def qa_catalogue(path: str | None):
     """The reference catalogue (sky_model.catalogue) if configured, else the calibrators'."""
-    path = cfg.values.get("sky_model.catalogue")
     if path:
         from contimg.astro.refcat import RefCatError, read_refcat
 
@@ -104,41 +112,62 @@ def qa_catalogue(cfg):
     return load_calibrators(compact_only=True), "calibrator catalogue"
 
 
-def mosaic_one(ctx: StepContext, job: Job) -> Outcome:
-    from contimg.mosaicking import check_tiles, combine, validate_tiles
-
+def prepare(ctx, job: Job) -> MosaicOrder:
     cfg, db, mid = ctx.config, ctx.db, job.subject
     mosaic = mosaics.get_mosaic(db, mid)
     if mosaic is None:
         raise StepError(f"no mosaic group {mid}", retryable=False)
     tiles, missing = _tiles_for(db, mosaic["members"])
-    problems = missing + check_tiles(tiles)
+    if missing:
+        raise StepError(f"mosaic {mid}: {len(missing)} member file problem(s): " + "; ".join(missing))
+    out_dir = names.mosaic_dir(cfg.staging, mid)
+    return MosaicOrder(STEP, mid, root=str(cfg.staging), outputs=(str(out_dir),),
+                       need_what="the mosaic",  # a few tiles' size: within the reserve
+                       tiles=tuple(tiles), options=mosaic_options(cfg), out_dir=str(out_dir),
+                       catalogue=str(cfg.values.get("sky_model.catalogue") or "") or None,
+                       mosaic={k: mosaic[k] for k in ("members", "start_mjd", "end_mjd", "warning")})
+
+
+def work(order: MosaicOrder, progress=None) -> dict:
+    from contimg.mosaicking import check_tiles, combine, validate_tiles
+
+    tiles, mid = list(order.tiles), order.subject
+    problems = check_tiles(tiles)
     if problems:
         raise StepError(f"mosaic {mid}: {len(problems)} member file problem(s): " + "; ".join(problems))
-    opts = mosaic_options(cfg)
-    waiting = defer_unless_room(ctx, job, 0.0, "the mosaic")  # a few tiles' size: the reserve
-    if waiting is not None:
-        return waiting
-    validation = validate_tiles(tiles, opts)
-    out_dir = names.mosaic_dir(cfg.staging, mid)
-    catalogue, cat_name = qa_catalogue(cfg)
-    result = combine(tiles, out_dir, mid, opts, catalogue=catalogue, catalogue_name=cat_name)
+    validation = validate_tiles(tiles, order.options)
+    catalogue, cat_name = qa_catalogue(order.catalogue)
+    result = combine(tiles, Path(order.out_dir), mid, order.options, catalogue=catalogue,
+                     catalogue_name=cat_name)
     files = {"mosaic_fits": str(result.mosaic_fits), "noise_fits": str(result.noise_fits),
              "png": str(result.png), **{k: str(v) for k, v in result.catalog.items()}}
-    checksums = {Path(p).name: sha256_file(Path(p)) for p in files.values()}
     qa = dict(result.qa)
     qa.setdefault("status", "failed")
-    qa.update(members=mosaic["members"], start_mjd=mosaic["start_mjd"], end_mjd=mosaic["end_mjd"],
+    m = order.mosaic
+    qa.update(members=m["members"], start_mjd=m["start_mjd"], end_mjd=m["end_mjd"],
               noise_jy=result.noise_jy, dynamic_range=result.dynamic_range,
-              nsources=len(result.sources), warning=mosaic["warning"], timings=result.timings)
+              nsources=len(result.sources), warning=m["warning"], timings=result.timings)
     if "catalogue" in qa:  # the per-source rows are in the catalogue files; keep the figures
         qa["catalogue"] = {k: v for k, v in qa["catalogue"].items() if k != "matches"}
-    jobs.complete(db, job, message=f"combined {len(tiles)} tiles; QA {qa['status']}",
-                  next_jobs=[NextJob("publish", mid, mosaic["start_mjd"])],
+    return {"files": files, "checksums": {Path(p).name: sha256_file(Path(p)) for p in files.values()},
+            "validation": validation, "qa": qa, "noise_jy": result.noise_jy, "ntiles": len(tiles)}
+
+
+def record(ctx, job: Job, order: MosaicOrder, result: dict) -> Outcome:
+    mid, qa, validation, files = job.subject, result["qa"], result["validation"], result["files"]
+    jobs.complete(ctx.db, job, message=f"combined {result['ntiles']} tiles; QA {qa['status']}",
+                  next_jobs=[NextJob("publish", mid, order.mosaic["start_mjd"])],
                   record=lambda conn: mosaics.finish_mosaic_in(
-                      conn, mid, dir=str(out_dir), files=files, checksums=checksums,
+                      conn, mid, dir=order.out_dir, files=files, checksums=result["checksums"],
                       validation=validation, qa=qa))
     why = f": {'; '.join(qa['failed'])}" if qa.get("failed") else ""
-    return Outcome(mid, "done", f"{result.mosaic_fits} (QA {qa['status']}{why}, validation "
-                   f"{validation['status']}, noise {result.noise_jy * 1e3:.2f} mJy/beam)",
+    return Outcome(mid, Status.DONE, f"{files['mosaic_fits']} (QA {qa['status']}{why}, validation "
+                   f"{validation['status']}, noise {result['noise_jy'] * 1e3:.2f} mJy/beam)",
                    data={"files": files})
+
+
+def mosaic_one(ctx, job: Job) -> Outcome:
+    """prepare -> work -> record here (a hand-run `contimg mosaic`)."""
+    from contimg.steps.runner import run_here
+
+    return run_here(ctx, job, sys.modules[__name__])

@@ -1,46 +1,36 @@
-"""The one contract every queued step follows, and the loop that drives it.
+"""The loop that drives the queued steps, and what every step shares around its work.
 
-A step is a function ``do(ctx, job) -> Outcome`` for one claimed job.  The runner
-claims (named subjects, or the oldest observation first), keeps the lease alive
-from a background thread while the work runs, and turns exceptions into recorded
-failures with backoff.  Steps commit their results with ``jobs.complete`` so the
-result rows and the next step's job land in one transaction.
+A step (``contimg.steps.contract``) is prepare -> work -> record.  Here: claim jobs
+(named subjects, or the oldest observation first), keep the lease alive from a
+background thread, run the three parts in this process (``run_here``; `watch`
+instead sends ``work`` to an executor), and turn exceptions into recorded failures
+with backoff.  ``execute`` is the one place where work runs: it checks that every
+output stays inside its root and holds the order's file lock meanwhile.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import threading
 import traceback
 import uuid
-from pathlib import Path
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Callable, Iterator, Sequence
 
+from filelock import FileLock, Timeout
+
 from contimg.config import Config
+from contimg.paths import inside
 from contimg.state import Database, Job, LeaseLost, jobs
+from contimg.steps.contract import Decision, Outcome, Status, StepError, WorkOrder
 
-
-class StepError(RuntimeError):
-    """A failure the operator can act on; ``retryable`` False makes the job dead at once."""
-
-    def __init__(self, message: str, *, retryable: bool = True):
-        super().__init__(message)
-        self.retryable = retryable
-
-
-@dataclass
-class Outcome:
-    subject: str
-    status: str  # done | skipped | deferred | failed | dead | lost
-    message: str
-    data: dict = field(default_factory=dict)
-
-    @property
-    def failed(self) -> bool:
-        return self.status in ("failed", "dead")
+__all__ = ["Decision", "Outcome", "Status", "StepError", "WorkOrder", "StepContext", "run_jobs",
+           "run_here", "execute", "make_owner"]
 
 
 @dataclass
@@ -50,6 +40,7 @@ class StepContext:
     owner: str
     progress: Callable[[str, float], None] | None = None
     trace: Callable[[str, str], None] | None = None  # (traceback text, subject); else stderr
+    force: bool = False  # publish: also what QA held (an operator's explicit choice)
 
 
 def make_owner() -> str:
@@ -121,30 +112,108 @@ def run_one(ctx: StepContext, job: Job, do: DoOne) -> Outcome:
 
 def run_step_body(ctx: StepContext, job: Job, do: DoOne) -> Outcome:
     """Run ``do`` and record any exception as the job's failure (lease kept by the caller)."""
-    cfg = ctx.config
     try:
         return do(ctx, job)
-    except LeaseLost as exc:
-        return Outcome(job.subject, "lost", str(exc))
     except Exception as exc:  # recorded, never swallowed: the job carries the error
-        retryable = getattr(exc, "retryable", True)
-        if isinstance(exc, StepError):
-            message = str(exc)
-        else:  # unexpected: say where, briefly; the full traceback goes to the log
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
-            message = (f"{type(exc).__name__}: {exc} (at {Path(frame.filename).name}:{frame.lineno}"
-                       f" in {frame.name})")
-            if ctx.trace is not None:
-                ctx.trace(traceback.format_exc(), job.subject)
-            else:
-                traceback.print_exc()
-        try:
-            state = jobs.fail(ctx.db, job, message, base_s=cfg.jobs_backoff_base_s,
-                              max_s=cfg.jobs_backoff_max_s, retryable=retryable,
-                              max_attempts=cfg.jobs_max_attempts)
-        except LeaseLost as lost:
-            return Outcome(job.subject, "lost", str(lost))
-        return Outcome(job.subject, state, message)
+        return record_failure(ctx, job, exc)
+
+
+def step_module(step: str) -> ModuleType:
+    """The module holding a step's prepare, work and record."""
+    return importlib.import_module(f"contimg.steps.{step}")
+
+
+def run_here(ctx: StepContext, job: Job, step: ModuleType) -> Outcome:
+    """prepare -> work -> record, all in this process (hand-run subcommands, tests)."""
+    order = step.prepare(ctx, job)
+    if isinstance(order, Decision):
+        return apply_decision(ctx, job, order)
+    waiting = defer_unless_room(ctx, job, order)
+    if waiting is not None:
+        return waiting
+    result = execute(order, ctx.progress)
+    return step.record(ctx, job, order, result)
+
+
+def execute(order: WorkOrder, progress: Callable[[str, float], None] | None = None) -> dict:
+    """Run ``work`` for an order: outputs must resolve inside ``order.root``, and the
+    order's lock is held meanwhile (a second writer of the same output waits its turn)."""
+    for out in order.outputs:
+        if not inside(Path(out), Path(order.root)):
+            raise StepError(f"{out} resolves outside {order.root}; refusing to write there",
+                            retryable=False)
+    work = step_module(order.step).work
+    if order.lock is None:
+        return work(order, progress)
+    Path(order.lock).parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(order.lock)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise StepError(f"{order.subject}: its output is being written by another process "
+                        f"(lock {order.lock}); will retry") from None
+    try:
+        return work(order, progress)
+    finally:
+        lock.release()
+
+
+def apply_decision(ctx: StepContext, job: Job, decision: Decision) -> Outcome:
+    """Record what prepare decided when no work was needed, in one fenced transaction."""
+    if decision.status == Status.DEFERRED:
+        jobs.defer(ctx.db, job, decision.message, decision.recheck_s, record=decision.record)
+    else:
+        jobs.complete(ctx.db, job, record=decision.record, next_jobs=decision.next_jobs,
+                      message=decision.message)
+    return Outcome(job.subject, decision.status, decision.detail or decision.message)
+
+
+def defer_unless_room(ctx: StepContext, job: Job, order: WorkOrder) -> Outcome | None:
+    """None if the order's output fits on staging with the reserve; else defer the job."""
+    from contimg.steps.diskspace import room_reason
+
+    if not order.need_what:
+        return None
+    reason = room_reason(ctx.config, order.need_bytes, order.need_what)
+    if reason is None:
+        return None
+    jobs.defer(ctx.db, job, reason, ctx.config.disk_recheck_s)
+    return Outcome(job.subject, Status.DEFERRED, reason)
+
+
+def record_failure(ctx: StepContext, job: Job, exc: BaseException) -> Outcome:
+    """The job's failure, recorded with backoff (or dead); a lost lease is only reported."""
+    if isinstance(exc, LeaseLost):
+        return Outcome(job.subject, Status.LOST, str(exc))
+    cfg = ctx.config
+    retryable = getattr(exc, "retryable", True)
+    message = describe(exc)
+    if not isinstance(exc, StepError):  # unexpected: the full traceback goes to the log
+        text = "".join(traceback.format_exception(exc))
+        if ctx.trace is not None:
+            ctx.trace(text, job.subject)
+        else:
+            print(text, end="", flush=True)
+    on_failure = getattr(step_module(job.step), "record_failure", None)
+    try:
+        state = jobs.fail(ctx.db, job, message, base_s=cfg.jobs_backoff_base_s,
+                          max_s=cfg.jobs_backoff_max_s, retryable=retryable,
+                          max_attempts=cfg.jobs_max_attempts,
+                          record=on_failure and (lambda conn, st: on_failure(conn, job, st, message)))
+    except LeaseLost as lost:
+        return Outcome(job.subject, Status.LOST, str(lost))
+    return Outcome(job.subject, state, message)
+
+
+def describe(exc: BaseException) -> str:
+    """One line: a StepError's own words; anything else with where it was raised."""
+    if isinstance(exc, StepError):
+        return str(exc)
+    tb = traceback.extract_tb(exc.__traceback__)
+    if not tb:
+        return f"{type(exc).__name__}: {exc}"
+    frame = tb[-1]
+    return f"{type(exc).__name__}: {exc} (at {Path(frame.filename).name}:{frame.lineno} in {frame.name})"
 
 
 def _not_claimable(db: Database, step: str, subject: str) -> Outcome:
