@@ -32,6 +32,66 @@ def child(fn: str, timeout: float = 900, **kw):
     return json.loads(line[len("RESULT="):])
 
 
+_SERVE = """
+import json, sys, traceback
+sys.path.insert(0, sys.argv[1])
+import calib_helpers as h
+for line in sys.stdin:
+    req = json.loads(line)
+    try:
+        out = {"result": getattr(h, req["fn"])(**req["kw"])}
+    except BaseException:
+        out = {"error": traceback.format_exc()}
+    print("RESULT=" + json.dumps(out), flush=True)
+"""
+
+
+class Worker:
+    """One child Python that runs ``calib_helpers.<fn>(**kw)`` calls one after another.
+
+    Same isolation as ``child`` (never the pytest process; one side of the casatools /
+    python-casacore split per worker) without paying the interpreter, import and
+    CASA start-up for every call: a module keeps one worker per side.
+    """
+
+    def __init__(self, cwd: str | None = None):
+        import tempfile
+
+        self._err = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([sys.executable, "-c", _SERVE, str(TESTS)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self._err, text=True,
+                                     cwd=cwd or os.getcwd())
+
+    def __call__(self, fn: str, timeout: float = 900, **kw):
+        import threading
+
+        self.proc.stdin.write(json.dumps({"fn": fn, "kw": kw}, default=str) + "\n")
+        self.proc.stdin.flush()
+        timer = threading.Timer(timeout, self.proc.kill)  # a hung call ends the worker
+        timer.start()
+        try:
+            for line in self.proc.stdout:
+                if line.startswith("RESULT="):
+                    out = json.loads(line[len("RESULT="):])
+                    assert "error" not in out, f"{fn} failed:\n{out.get('error')}\n{self._stderr()}"
+                    return out["result"]
+        finally:
+            timer.cancel()
+        raise AssertionError(f"{fn}: worker ended (killed after {timeout} s?):\n{self._stderr()}")
+
+    def _stderr(self) -> str:
+        self._err.seek(0)
+        return self._err.read()[-4000:]
+
+    def close(self) -> None:
+        """Every result is read: end the child at once (CASA's orderly exit takes seconds)."""
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        self._err.close()
+
+
 # ---- run in children -------------------------------------------------------------------
 
 def build(out: str, opts: dict, obs: list[int]) -> dict:

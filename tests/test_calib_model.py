@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from calib_helpers import child
+from calib_helpers import Worker
 
 from contimg.calib import CalSource, CalTableMissing, check_tables
 
@@ -22,33 +22,49 @@ def state(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("casa_state"))
 
 
-def test_k2_model_equals_data_for_source_far_from_phase_centre(tmp_path, state):
+@pytest.fixture(scope="module")
+def build():
+    """The python-casacore side (simulate, build_ms): one child for the module."""
+    w = Worker()
+    yield lambda **kw: w("build", **kw)
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def casa(state):
+    """The casatools side: one child for the module, CASA started once."""
+    w = Worker(cwd=state)
+    yield lambda fn, **kw: w(fn, state=state, **kw)
+    w.close()
+
+
+def test_k2_model_equals_data_for_source_far_from_phase_centre(tmp_path, build, casa):
     """One 10 Jy source 1.1 deg from the pointing and ~1 deg from the phase centre, noise and
     gains off: every cross-correlation visibility of MODEL_DATA equals DATA within 1e-3
     (beam, spectral index, w term and apparent position all in)."""
     src = {"name": "T", "ra_deg": CAL_RA + 1.0, "dec_deg": CAL_DEC - 0.7, "flux_jy": 10.0, "spectral_index": -0.7}
-    built = child("build", out=str(tmp_path), obs=[0],
+    built = build(out=str(tmp_path), obs=[0],
                   opts={"nants": 12, "nchan": 4, "seed": 3, "sefd_jy": None, "gains": False, "bandpass": False,
                             "gains_vary": False, "sources": [src]})
-    r = child("model_vs_data", state=state, ms=built["ms"]["0"], manifest=built["manifest"])
+    r = casa("model_vs_data", ms=built["ms"]["0"], manifest=built["manifest"])
     print(r)
     assert r["n_sources"] == 1
     assert r["max_rel_per_vis"] < 1e-3, r
 
 
-def test_k2_model_equals_data_for_default_sky(tmp_path, state):
+def test_k2_model_equals_data_for_default_sky(tmp_path, build, casa):
     """Default sky (3C286 at transit, other catalogue sources up to 5 deg away and six field
     sources), noise and gains off: MODEL_DATA == DATA within 1e-3 of the mean amplitude."""
-    built = child("build", out=str(tmp_path), obs=[0],
+    built = build(out=str(tmp_path), obs=[0],
                   opts={"nants": 12, "nchan": 4, "seed": 5, "sefd_jy": None, "gains": False, "bandpass": False,
                             "gains_vary": False})
-    r = child("model_vs_data", state=state, ms=built["ms"]["0"], manifest=built["manifest"])
+    r = casa("model_vs_data", ms=built["ms"]["0"], manifest=built["manifest"])
     print(r)
     assert r["n_sources"] > 5
     assert r["max_rel_to_mean"] < 1e-3 and r["rms_rel"] < 5e-4, r
     assert r["info"]["pointing_dec_deg"] == pytest.approx(CAL_DEC, abs=1e-6)
     ms = Path(built["ms"]["0"])
-    bad = child("model_with_moved_centre", state=state, ms=str(ms), shift_deg=0.5)
+    bad = casa("model_with_moved_centre", ms=str(ms), shift_deg=0.5)
     assert bad.get("error") == "CalibrationError" and "phase centre" in bad["message"], bad
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from calib_helpers import TESTS, child
+from calib_helpers import TESTS, Worker
 
 SIM = {"nants": 16, "nchan": 4, "observations": 3, "seed": 11, "n_field_sources": 0}
 CAL_OBS = 1  # the middle observation holds the transit of 3C286
@@ -33,9 +33,17 @@ def _refants(manifest_names: list[str]) -> list[str]:
     return sorted(manifest_names, key=lambda n: float(np.linalg.norm(pos[int(n) - 1])))[:3]
 
 
-def _build(tmp_path_factory, name: str, obs: list[int], **kw) -> dict:
+@pytest.fixture(scope="module")
+def builder():
+    """The python-casacore side (simulate, build_ms): one child for the module."""
+    w = Worker()
+    yield w
+    w.close()
+
+
+def _build(builder, tmp_path_factory, name: str, obs: list[int], **kw) -> dict:
     out = tmp_path_factory.mktemp(name)
-    return child("build", out=str(out), opts={**SIM, **kw}, obs=obs)
+    return builder("build", out=str(out), opts={**SIM, **kw}, obs=obs)
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +52,35 @@ def state(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def noisy(tmp_path_factory) -> dict:
+def child(state):
+    """The casatools side: one child for the module (CASA started once), called like
+    calib_helpers.child."""
+    w = Worker(cwd=state)
+    yield w
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def noisy(builder, tmp_path_factory) -> dict:
     """Default noise (SEFD 5800 Jy), gains drifting in time, bandpasses."""
-    return _build(tmp_path_factory, "noisy", [CAL_OBS])
+    return _build(builder, tmp_path_factory, "noisy", [CAL_OBS])
 
 
 @pytest.fixture(scope="module")
-def const(tmp_path_factory) -> dict:
+def const(builder, tmp_path_factory) -> dict:
     """Noise off, gains and bandpasses constant in time."""
-    return _build(tmp_path_factory, "const", [0, CAL_OBS], sefd_jy=None, gains_vary=False)
+    return _build(builder, tmp_path_factory, "const", [0, CAL_OBS], sefd_jy=None, gains_vary=False)
 
 
 @pytest.fixture(scope="module")
-def ideal(tmp_path_factory) -> dict:
+def ideal(builder, tmp_path_factory) -> dict:
     """Same seed and sky as ``const``, no gains and no bandpass at all."""
-    return _build(tmp_path_factory, "ideal", [0], sefd_jy=None, gains=False, bandpass=False,
+    return _build(builder, tmp_path_factory, "ideal", [0], sefd_jy=None, gains=False, bandpass=False,
                   gains_vary=False)
 
 
 @pytest.fixture(scope="module")
-def const_solved(const, state, tmp_path_factory) -> dict:
+def const_solved(const, state, child, tmp_path_factory) -> dict:
     import json
 
     names = json.loads(Path(const["manifest"]).read_text())["antennas"]["names"]
@@ -80,7 +97,7 @@ def _names(data: dict) -> list[str]:
     return json.loads(Path(data["manifest"]).read_text())["antennas"]["names"]
 
 
-def test_k2_gains_match_truth(noisy, state, tmp_path):
+def test_k2_gains_match_truth(child, noisy, state, tmp_path):
     """Solved bandpass x gain equal the injected ones within 2 % and 2 deg, every unflagged
     antenna, channel and polarisation.
 
@@ -104,7 +121,7 @@ def test_k2_gains_match_truth(noisy, state, tmp_path):
     assert q["bandpass"]["median_snr"] > 50
 
 
-def test_k2_transfer_to_other_observation_matches_gain_free_sky(const, ideal, const_solved, state):
+def test_k2_transfer_to_other_observation_matches_gain_free_sky(child, const, ideal, const_solved, state):
     """Solve on the calibrator observation, apply to the observation before it: CORRECTED_DATA
     equals the DATA of the same sky simulated without gains (noise off)."""
     tables = [const_solved["tables"]["bandpass"], const_solved["tables"]["gain"]]
@@ -116,7 +133,7 @@ def test_k2_transfer_to_other_observation_matches_gain_free_sky(const, ideal, co
     assert r["apply"]["flagged_fraction"] < 0.01
 
 
-def test_k4_apply_twice_is_harmless(const, const_solved, state, tmp_path):
+def test_k4_apply_twice_is_harmless(child, const, const_solved, state, tmp_path):
     """A second applycal rewrites CORRECTED_DATA, WEIGHT and FLAG with identical values."""
     ms = tmp_path / "obs0.ms"
     shutil.copytree(const["ms"]["0"], ms)
@@ -128,7 +145,7 @@ def test_k4_apply_twice_is_harmless(const, const_solved, state, tmp_path):
     assert r["weight_range"][1] > r["weight_range"][0]  # calwt: weights follow the gains
 
 
-def test_k3_missing_table_is_clear_retryable_error(const, const_solved, state, tmp_path):
+def test_k3_missing_table_is_clear_retryable_error(child, const, const_solved, state, tmp_path):
     """Deleting a table makes apply raise CalTableMissing naming it; restoring it fixes apply."""
     cal = tmp_path / "cal"
     shutil.copytree(Path(const_solved["tables"]["gain"]).parent, cal)
@@ -158,7 +175,7 @@ def _dead_pid() -> int:
     return p.pid
 
 
-def test_k2_solve_writes_tables_atomically(const, state, tmp_path):
+def test_k2_solve_writes_tables_atomically(child, const, state, tmp_path):
     """Killed mid-solve: no final table appears; the next solve removes the leftovers and
     installs complete tables; a failing re-solve leaves the installed tables untouched."""
     from contimg.calib import check_tables
@@ -199,7 +216,7 @@ def test_k2_solve_writes_tables_atomically(const, state, tmp_path):
     assert {p: os.stat(Path(p) / "table.dat").st_mtime_ns for p in mtimes} == mtimes
 
 
-def test_k2_reference_antenna_skips_flagged_candidates(const, state, tmp_path):
+def test_k2_reference_antenna_skips_flagged_candidates(child, const, state, tmp_path):
     """The first candidate with unflagged data wins; none usable is a CalibrationError."""
     ms = tmp_path / "obs.ms"
     shutil.copytree(const["ms"]["0"], ms)
@@ -212,10 +229,10 @@ def test_k2_reference_antenna_skips_flagged_candidates(const, state, tmp_path):
     assert r["error"] == "CalibrationError" and first in r["message"] and "999" in r["message"]
 
 
-def test_k2_solve_with_missing_central_subbands(tmp_path_factory, state, tmp_path):
+def test_k2_solve_with_missing_central_subbands(child, builder, tmp_path_factory, state, tmp_path):
     """Subbands 07 and 08 (the band centre) missing, hence flagged in the MS: only the missing
     channels are flagged in the bandpass, the gain (over the whole band) is not."""
-    data = _build(tmp_path_factory, "gap", [CAL_OBS], sefd_jy=None, gains_vary=False,
+    data = _build(builder, tmp_path_factory, "gap", [CAL_OBS], sefd_jy=None, gains_vary=False,
                   omit_subbands={str(CAL_OBS): [7, 8]})
     r = child("solve_only", state=state, ms=data["ms"][str(CAL_OBS)], out_dir=str(tmp_path / "cal"),
               set_name="gap", refants=_refants(_names(data)))
@@ -224,7 +241,7 @@ def test_k2_solve_with_missing_central_subbands(tmp_path_factory, state, tmp_pat
     assert r["quality"]["gain"]["flagged_fraction"] == 0.0
 
 
-def test_issue13_non_pb17_calibrator_never_sets_the_amplitude_scale(const, state, tmp_path):
+def test_issue13_non_pb17_calibrator_never_sets_the_amplitude_scale(child, const, state, tmp_path):
     """By default only the Perley-Butler 2017 calibrators set gain amplitudes: every other
     packaged calibrator gets a phase-only gain (|G| = 1 exactly) and no amplitude table; a PB17
     set's gain carries the amplitudes and its .acal holds exactly |G|."""
