@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import Cli
 from pipeline_helpers import age, make_product, sim
 
 from contimg.config import load_config
@@ -28,14 +31,36 @@ def _converted(cli, n: int) -> tuple[Database, list[dict]]:
     return db, rows
 
 
+@pytest.fixture(scope="module")
+def _published(tmp_path_factory):
+    """Three converted observations, the first two in one mosaic, published: built once per
+    module at ``home`` and kept as ``template`` (every absolute path in the database points
+    into ``home``, so a copy put back there is the same state)."""
+    base = tmp_path_factory.mktemp("prune")
+    home = base / "home"
+    home.mkdir()
+    with pytest.MonkeyPatch.context() as mp:  # as conftest's autouse fixture, for the module
+        for name in [n for n in os.environ if n.startswith("CONTIMG_")]:
+            mp.delenv(name)
+        Database(home / "state.sqlite3").close()
+        cli = Cli(home)
+        db, rows = _converted(cli, 3)
+        pid = make_product(cli.home, members=[r["observation_id"] for r in rows[:2]])
+        res = cli("publish", pid)
+        assert res.exit_code == 0, res.output
+    with sqlite3.connect(home / "state.sqlite3") as conn:  # everything in the main file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copytree(home, base / "template", symlinks=True)
+    return home, base / "template", [dict(r) for r in rows], pid
+
+
 @pytest.fixture
-def three_ms(cli):
-    """Three converted observations; the first two in one mosaic, published."""
-    db, rows = _converted(cli, 3)
-    pid = make_product(cli.home, members=[r["observation_id"] for r in rows[:2]])
-    res = cli("publish", pid)
-    assert res.exit_code == 0, res.output
-    return cli, db, rows, pid
+def three_ms(_published):
+    """A fresh copy of the published state for each test (tests prune, rename, re-convert)."""
+    home, template, rows, pid = _published
+    shutil.rmtree(home)
+    shutil.copytree(template, home, symlinks=True)
+    return Cli(home), Database(home / "state.sqlite3"), [dict(r) for r in rows], pid
 
 
 def test_o1_prune_removes_only_ms_of_published_mosaics_and_keeps_the_rows(three_ms) -> None:
