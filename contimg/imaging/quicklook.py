@@ -36,9 +36,7 @@ def display_cmap():
     """inferno with blanked (NaN) pixels light grey: outside the beam is not 'bright'."""
     import matplotlib
 
-    cmap = matplotlib.colormaps["inferno"].copy()
-    cmap.set_bad("#dddddd")
-    return cmap
+    return matplotlib.colormaps["inferno"].with_extremes(bad="#dddddd")
 
 
 def obs_time_label(name: str) -> str:
