@@ -2,9 +2,8 @@
 both backends (ducc, the default, and tclean, the reference) on the same MS.
 
 One observation is simulated and converted once per module; image_ms runs once per
-backend in a child process (CASA apart from python-casacore; the two children run at
-the same time) and the tests read the outputs; the tests taking ``imaged`` run for
-each backend.
+backend in a child process (CASA apart from python-casacore) and the tests read the
+outputs; the tests taking ``imaged`` run for each backend.
 """
 
 from __future__ import annotations
@@ -45,35 +44,22 @@ OPTS = {"ducc": {"cell_arcsec": 8.0, "backend": "ducc"},
 
 @pytest.fixture(scope="module")
 def observation(tmp_path_factory):
-    """One simulated observation, imaged by both backends at once (one child process each,
-    own output and CASA state directories): the machine's second core takes the other."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """One simulated observation; each backend images it on first use (own output dir)."""
     base = tmp_path_factory.mktemp("imaging")
     info, manifest = simulate_and_convert(base / "obs", nants=NANTS, nchan=NCHAN)
-    obs = {"base": base, "info": info, "manifest": manifest, "runs": {}}
-    for backend in BACKENDS:  # leftovers of crashed attempts, made before either run starts
-        _stale(base, backend).joinpath("work").mkdir(parents=True)
-    with ThreadPoolExecutor(len(BACKENDS)) as pool:
-        for backend, run in zip(BACKENDS, pool.map(lambda b: _run(obs, b), BACKENDS)):
-            obs["runs"][backend] = run
-    return obs
-
-
-def _stale(base: Path, backend: str) -> Path:
-    """A crashed attempt's staging directory (its process, pid 2**22 + 1, cannot exist)."""
-    return base / f".images_{backend}.obs.imaging-{2**22 + 1}-deadbeef"
-
-
-def _run(obs: dict, backend: str) -> dict:
-    base, info = obs["base"], obs["info"]
-    out = base / f"images_{backend}"
-    res = image_in_child(base / f"state_{backend}", info.path, out, "obs", OPTS[backend], image_kwargs(info))
-    return {"base": base, "info": info, "manifest": obs["manifest"], "out": out,
-            "res": res, "stale": _stale(base, backend), "backend": backend}
+    return {"base": base, "info": info, "manifest": manifest, "runs": {}}
 
 
 def _imaged(obs: dict, backend: str) -> dict:
+    if backend not in obs["runs"]:
+        base, info = obs["base"], obs["info"]
+        out = base / f"images_{backend}"
+        # leftovers of a crashed attempt (its process, pid 2**22 + 1, cannot exist) must go
+        stale = base / f".images_{backend}.obs.imaging-{2**22 + 1}-deadbeef"
+        (stale / "work").mkdir(parents=True)
+        res = image_in_child(base / "state", info.path, out, "obs", OPTS[backend], image_kwargs(info))
+        obs["runs"][backend] = {"base": base, "info": info, "manifest": obs["manifest"], "out": out,
+                                "res": res, "stale": stale, "backend": backend}
     return obs["runs"][backend]
 
 
