@@ -57,8 +57,17 @@ class DaskExecutor:
     def _submit(self, order: WorkOrder, log: Path, key: str):
         from contimg.steps.worker import run_isolated
 
+        self._ensure_client()
         return self.client.submit(run_isolated, order, str(self.home), str(log), key=key,
                                   pure=False, retries=0)
+
+    def _ensure_client(self) -> None:
+        """A client gives up reconnecting after its timeout and closes: connect anew (raises
+        while the scheduler is still away)."""
+        if self.client.status == "closed" and self.scheduler:
+            from distributed import Client
+
+            self.client = Client(self.scheduler, timeout="30s", set_as_default=False)
 
     def poll(self, handle: DaskHandle) -> Finished | None:
         fut = handle.future
@@ -82,7 +91,12 @@ class DaskExecutor:
         """Submit again while the scheduler is reachable; fail the job if it stays away."""
         now = time.time()
         handle.lost_since = handle.lost_since or now
-        if self.client.status != "running":
+        try:
+            self._ensure_client()
+            ready = self.client.status == "running"
+        except (OSError, TimeoutError):
+            ready = False
+        if not ready:
             if now - handle.lost_since > RECONNECT_S:
                 return Finished(error=f"dask scheduler {self.scheduler} unreachable for "
                                 f"{RECONNECT_S:.0f} s ({why})", crashed=True)

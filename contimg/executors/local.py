@@ -87,14 +87,22 @@ def stop_process_group(proc: subprocess.Popen, term_s: float = 0.0) -> None:
     proc.wait()
 
 
+def _find_prctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _find_prctl()  # looked up here, not after fork (a threaded parent, e.g. a Dask worker)
+
+
 def die_with_parent() -> None:
     """Linux: the worker gets SIGKILL when its parent dies (kill -9 of the watcher or of a
     Dask worker leaves no orphan still writing).  Elsewhere lease expiry and fencing still
     keep results safe."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 

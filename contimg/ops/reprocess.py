@@ -12,7 +12,10 @@ image step's own ``work`` on files only.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+from filelock import FileLock, Timeout
 
 from contimg import names
 from contimg.config import Config, load_config
@@ -77,15 +80,19 @@ def reprocess_images(cfg: Config, db: Database, obs_ids: list[str], settings: di
     for obs_id in obs_ids:
         try:
             version, order = prepare(new_cfg, db, obs_id)
-            # an unregistered directory of this version is a crashed reprocess's: made with
-            # options nobody recorded, so it is not reused
-            shutil.rmtree(order.out_dir, ignore_errors=True)
-            announce(f"reprocess: {obs_id} image version {version} ...")
-            result = execute(order)
-            with db.transaction() as conn:
-                images.record_version_in(conn, obs_id, version, dir=order.out_dir,
-                                         files=result["files"], figures=result["figures"],
-                                         options=settings, note=note, current=not keep_current)
+            with version_lock(order):
+                if images.next_version(db, obs_id) != version:
+                    raise StepError(f"version {version} of {obs_id}'s image was registered by "
+                                    "another reprocess meanwhile; run it again", retryable=False)
+                # an unregistered directory of this version is a crashed reprocess's: made
+                # with options nobody recorded, so it is not reused
+                shutil.rmtree(order.out_dir, ignore_errors=True)
+                announce(f"reprocess: {obs_id} image version {version} ...")
+                result = execute(replace(order, lock=None))  # the version's lock is held here
+                with db.transaction() as conn:
+                    images.record_version_in(conn, obs_id, version, dir=order.out_dir,
+                                             files=result["files"], figures=result["figures"],
+                                             options=settings, note=note, current=not keep_current)
         except Exception as exc:
             out.append(Reprocessed(obs_id, "failed", describe(exc)))
             continue
@@ -94,6 +101,23 @@ def reprocess_images(cfg: Config, db: Database, obs_ids: list[str], settings: di
                                f"{'' if keep_current else ' (now current)'}: noise "
                                f"{noise * 1e3:.2f} mJy/beam", version, {"files": result["files"]}))
     return out
+
+
+@contextmanager
+def version_lock(order: ImageOrder):
+    """Held from clearing a version's directory until it is registered: a second reprocess
+    of the same observation and version waits for nothing and is refused."""
+    lock = FileLock(order.lock)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise StepError(f"{order.subject} is being reprocessed by another process "
+                        f"(lock {order.lock}); run it again when that one is done",
+                        retryable=False) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def versions(db: Database, obs_ids: list[str]) -> list[dict]:

@@ -28,8 +28,8 @@ from contimg.steps import ingest
 from contimg.steps.contract import Decision, Outcome, Status, StepError, WorkOrder
 from contimg.steps.mosaic import form_groups
 from contimg.steps.registry import StepSpec, available
-from contimg.steps.runner import (StepContext, apply_decision, defer_unless_room, make_owner,
-                                  record_failure, step_module)
+from contimg.steps.runner import (StepContext, apply_decision, defer_unless_room, failure_record,
+                                  make_owner, record_failure, step_module)
 
 
 PRUNE_EVERY_S = 600.0  # retention runs at most this often inside the loop
@@ -195,11 +195,13 @@ class Watcher:
     def _claim_next(self) -> tuple[Job | None, StepSpec | None, WorkOrder | None]:
         """The next job with work to do, prepared here; jobs that need none (skipped,
         deferred, held, or failed in prepare) are recorded on the way."""
+        seen: list[int] = []   # handled in this pass: a job deferred (or failed) with no delay
         for spec in reversed(self.steps):          # downstream first: finished work flows out
-            while True:
-                job = jobs.claim(self.db, spec.name, self.owner, self.cfg.jobs_lease_s)
+            while True:   # is not taken again at once
+                job = jobs.claim(self.db, spec.name, self.owner, self.cfg.jobs_lease_s, exclude=seen)
                 if job is None:
                     break
+                seen.append(job.id)
                 t0 = time.time()
                 try:
                     order = step_module(spec.name).prepare(self.ctx, job)
@@ -224,7 +226,13 @@ class Watcher:
                       "stopping the old worker")
             self.executor.cancel(stale.handle)
         log = self.cfg.logs / "jobs" / spec.name / f"{job.subject}.log"
-        handle = self.executor.submit(order, log, f"{spec.name}-{job.subject}-{job.id}-{job.fence}")
+        try:
+            handle = self.executor.submit(order, log, f"{spec.name}-{job.subject}-{job.id}-{job.fence}")
+        except Exception as exc:  # e.g. a Dask scheduler out of reach: the job waits, watch goes on
+            released = jobs.release(self.db, job)
+            self._say(f"{spec.name}: {job.subject} not started ({type(exc).__name__}: {exc}); "
+                      + ("released for the next try" if released else "lease already gone"), level=-1)
+            return
         now = time.time()
         self.running[job.id] = Running(job, spec, order, handle, now, log, now)
         pid = getattr(getattr(handle, "proc", None), "pid", None)
@@ -293,11 +301,11 @@ class Watcher:
             fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')}\n{text}")
 
     def _record_crash(self, r: Running, what: str) -> None:
-        tail = _tail(r.log, 15)
+        message = f"{what}; last log lines ({r.log}):\n{_tail(r.log, 15)}"
         try:
-            state = jobs.fail(self.db, r.job, f"{what}; last log lines ({r.log}):\n{tail}",
-                              base_s=self.cfg.jobs_backoff_base_s, max_s=self.cfg.jobs_backoff_max_s,
-                              max_attempts=self.cfg.jobs_max_attempts)
+            state = jobs.fail(self.db, r.job, message, base_s=self.cfg.jobs_backoff_base_s,
+                              max_s=self.cfg.jobs_backoff_max_s, max_attempts=self.cfg.jobs_max_attempts,
+                              record=failure_record(r.job, message))
         except jobs.LeaseLost:
             state = "lost"
         self.failures += 1

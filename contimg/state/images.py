@@ -64,11 +64,12 @@ def record_version_in(conn: sqlite3.Connection, obs_id: str, version: int, *, di
         conn.execute(
             "UPDATE images SET dir = ?, files = ?, figures = ?, beam_major_arcsec = ?,"
             " beam_minor_arcsec = ?, beam_pa_deg = ?, noise_jy = ?, peak_jy = ?,"
-            " dynamic_range = ?, version = ? WHERE observation_id = ?",
+            " dynamic_range = ?, freq_hz = ?, cell_arcsec = ?, version = ? WHERE observation_id = ?",
             (dir, json.dumps(files), json.dumps(figures, default=str),
              figures.get("beam_major_arcsec"), figures.get("beam_minor_arcsec"),
              figures.get("beam_pa_deg"), figures.get("noise_jy"), figures.get("peak_jy"),
-             figures.get("dynamic_range"), version, obs_id))
+             figures.get("dynamic_range"), figures.get("freq_hz"), figures.get("cell_arcsec"),
+             version, obs_id))
 
 
 def list_versions(db: Database, obs_ids: list[str] | None = None) -> list[dict]:

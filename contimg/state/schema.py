@@ -267,6 +267,10 @@ VERSIONS_V9 = [
     )
     """,
     "ALTER TABLE images ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+    # images made before: their version 1
+    "INSERT INTO image_versions (observation_id, version, dir, files, figures, options, note,"
+    " created_at) SELECT observation_id, 1, dir, files, figures, NULL, 'pipeline', created_at"
+    " FROM images",
 ]
 
 MIGRATIONS: list[list[str]] = [JOBS_V1, INGEST_V2, MS_V3, CALIBRATION_V4, PRODUCTS_V5, PRUNE_V6,

@@ -36,15 +36,26 @@ def work(order, progress=None) -> dict:
         out["solved"] = solve_set(order, ms)
     if order.apply is None:
         return out
-    own = out.get("solved", {}).get("tables", {})
-    paths = [Path(own[p[len(OWN):]]) if p.startswith(OWN) else Path(p) for p in order.apply]
-    out["sky"] = phase_calibrate(order, ms, paths)
-    if out["sky"].get("table"):
-        paths.append(Path(out["sky"]["table"]))
     try:
-        out["figures"] = apply(ms, paths)
-    except CalTableMissing as exc:
-        raise StepError(f"{order.subject}: {exc}") from exc
+        own = out.get("solved", {}).get("tables", {})
+        paths = [Path(own[p[len(OWN):]]) if p.startswith(OWN) else Path(p) for p in order.apply]
+        out["sky"] = phase_calibrate(order, ms, paths)
+        if out["sky"].get("table"):
+            paths.append(Path(out["sky"]["table"]))
+        try:
+            out["figures"] = apply(ms, paths)
+        except CalTableMissing as exc:
+            raise StepError(f"{order.subject}: {exc}") from exc
+    except Exception as exc:
+        if "solved" not in out and not out["flags_new"]:
+            raise
+        # what was learnt is kept: a solved set serves every observation in its window
+        # even if applying it here failed (the job fails and is retried without re-solving)
+        from contimg.steps.runner import describe
+
+        out["error"] = describe(exc)
+        out["retryable"] = getattr(exc, "retryable", True)
+        return out
     out["apply_order"] = [str(p) for p in paths]
     return out
 
@@ -140,6 +151,12 @@ def record(ctx, job: Job, order, result: dict) -> Outcome:
                     "sky_model": result["sky"]}
             calibration.record_application_in(conn, obs_id, bp_id, g_id, result["figures"], prov)
 
+    if "error" in result:   # registered what was solved and flagged; the job fails
+        cfg = ctx.config
+        state = jobs.fail(ctx.db, job, result["error"], base_s=cfg.jobs_backoff_base_s,
+                          max_s=cfg.jobs_backoff_max_s, retryable=result["retryable"],
+                          max_attempts=cfg.jobs_max_attempts, record=lambda conn, _state: write(conn))
+        return Outcome(obs_id, state, result["error"])
     if not applied:
         jobs.defer(ctx.db, job, order.waiting, order.recheck_s, record=write)
         return Outcome(obs_id, Status.DEFERRED, f"solved {solved and order.solve.set_name}; "

@@ -42,12 +42,13 @@ def prepare(ctx, job: Job) -> PublishOrder | Decision:
         return Decision(Status.SKIPPED, "already published",
                         detail=f"{pid} already published at {prod['published_dir']}")
     passed = prod["qa_status"] == "passed" and prod["validation_status"] == "valid"
-    if not passed and not ctx.force and prod["state"] != "publishing":
+    dest = names.published_dir(cfg.products, pid)
+    # a publish interrupted after its move (a --force one too) is finished, not held again
+    if not passed and not ctx.force and prod["state"] != "publishing" and not dest.exists():
         reason = (f"held in staging: {hold_reason(db, prod)}; "
                   f"inspect {prod['staged_dir']}, then 'contimg publish --force {pid}' to publish anyway")
         return Decision(Status.HELD, reason,
                         record=lambda conn: mosaics.set_product_state_in(conn, pid, "held", reason))
-    dest = names.published_dir(cfg.products, pid)
     return PublishOrder(STEP, pid, root=str(cfg.products), outputs=(str(dest),),
                         staged=str(prod["staged_dir"]), dest=str(dest), staging=str(cfg.staging),
                         checksums=prod["checksums"])

@@ -194,15 +194,20 @@ def record_failure(ctx: StepContext, job: Job, exc: BaseException) -> Outcome:
             ctx.trace(text, job.subject)
         else:
             print(text, end="", flush=True)
-    on_failure = getattr(step_module(job.step), "record_failure", None)
     try:
         state = jobs.fail(ctx.db, job, message, base_s=cfg.jobs_backoff_base_s,
                           max_s=cfg.jobs_backoff_max_s, retryable=retryable,
-                          max_attempts=cfg.jobs_max_attempts,
-                          record=on_failure and (lambda conn, st: on_failure(conn, job, st, message)))
+                          max_attempts=cfg.jobs_max_attempts, record=failure_record(job, message))
     except LeaseLost as lost:
         return Outcome(job.subject, Status.LOST, str(lost))
     return Outcome(job.subject, state, message)
+
+
+def failure_record(job: Job, message: str):
+    """The step's own rows to update with a failure (``record_failure(conn, job, state,
+    message)`` in its module, e.g. publish marks its product), for ``jobs.fail(record=...)``."""
+    hook = getattr(step_module(job.step), "record_failure", None)
+    return None if hook is None else (lambda conn, state: hook(conn, job, state, message))
 
 
 def describe(exc: BaseException) -> str:
