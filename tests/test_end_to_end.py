@@ -164,13 +164,22 @@ def _pixel_differences(home: Path, ref_home: Path) -> list[str]:
     import numpy as np
     from astropy.io import fits
 
+    def same(a, b) -> bool:
+        if a is None or b is None:
+            return a is None and b is None
+        if a.dtype.names:  # a catalogue table: column by column
+            return len(a) == len(b) and all(
+                np.array_equal(np.asarray(a[c]), np.asarray(b[c]),
+                               equal_nan=np.asarray(a[c]).dtype.kind == "f") for c in a.dtype.names)
+        return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+
     differ = []
     fitses = sorted(p.relative_to(ref_home) for root in ("staging/images", "products")
                     for p in (ref_home / root).rglob("*.fits"))
     assert fitses, "no FITS products to compare"
     for rel in fitses:
-        a, b = fits.getdata(ref_home / rel), fits.getdata(home / rel)
-        if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
-            diff = np.nanmax(np.abs(a - b)) if a.shape == b.shape else "shape"
-            differ.append(f"{rel} (max |diff| {diff})")
+        with fits.open(ref_home / rel) as a, fits.open(home / rel) as b:
+            if len(a) != len(b):
+                differ.append(f"{rel} (HDU count)")
+            differ += [f"{rel} HDU {i}" for i, (ha, hb) in enumerate(zip(a, b)) if not same(ha.data, hb.data)]
     return differ
