@@ -41,6 +41,7 @@ class FinderOptions:
     thresh_isl: float = 3.0  # island boundary, local rms
     rms_box: tuple[int, int] | None = None  # (box, step) pixels; None: bdsf chooses
     adaptive_rms_box: bool = True  # smaller box near bright sources (their artefacts)
+    background: str = "box"  # "box": contimg.catalogs.background maps; "bdsf": PyBDSF's own
     max_sources: int = 20000  # guard against a broken map
 
 
@@ -125,9 +126,12 @@ def find_sources(image: np.ndarray, header: fits.Header, opts: FinderOptions | N
         path = tmp / "image.fits"
         fits.PrimaryHDU(img, h).writeto(path)
         kw = {"rms_box": tuple(opts.rms_box)} if opts.rms_box else {}
+        if opts.background == "box":
+            kw = _box_background(img, h, noise_floor, tmp)
         run = dict(quiet=True, thresh="hard", thresh_pix=opts.thresh_pix, thresh_isl=opts.thresh_isl,
                    adaptive_rms_box=opts.adaptive_rms_box, ncores=1, output_opts=False,
-                   print_timing=False, frequency=float(h.get("FREQ", h["CRVAL3"])), **kw)
+                   print_timing=False, frequency=float(h.get("FREQ", h["CRVAL3"])))
+        run.update(kw)
         try:
             res = _process(bdsf, path, run)
         except (RuntimeError, FloatingPointError) as exc:
@@ -153,6 +157,23 @@ def find_sources(image: np.ndarray, header: fits.Header, opts: FinderOptions | N
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _box_background(img: np.ndarray, h: fits.Header, noise_floor, tmp: Path) -> dict:
+    """Write our mean and rms maps for bdsf (contimg.catalogs.background) and return the
+    bdsf options that make it use them instead of computing its own."""
+    from contimg.catalogs.background import background_maps
+
+    beam_px = float(h["BMAJ"]) / abs(float(h.get("CDELT2", h.get("CD2_2", 1.0))))
+    mean, rms = background_maps(img, beam_px, noise_floor)
+    names = []
+    for name, data in (("mean", mean), ("rms", rms)):
+        names.append(f"{name}.fits")  # bdsf reads them from the image's directory
+        fits.PrimaryHDU(data, h).writeto(tmp / names[-1])
+    # bdsf only reads the maps when its rms box is at most a quarter of the image
+    box = max(3, min(int(8 * beam_px), min(img.shape) // 4))
+    return {"rmsmean_map_filename": names, "rms_box": (box, max(1, box // 3)), "rms_map": True,
+            "mean_map": "map", "adaptive_rms_box": False}
 
 
 def _fill_blank(img: np.ndarray) -> np.ndarray:
