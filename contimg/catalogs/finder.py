@@ -42,6 +42,7 @@ class FinderOptions:
     rms_box: tuple[int, int] | None = None  # (box, step) pixels; None: bdsf chooses
     adaptive_rms_box: bool = True  # smaller box near bright sources (their artefacts)
     background: str = "box"  # "box": contimg.catalogs.background maps; "bdsf": PyBDSF's own
+    fix_to_beam: bool = False  # True: Gaussians of the beam's shape, only flux and position fitted (docs/catalogues.md)
     max_sources: int = 20000  # guard against a broken map
 
 
@@ -129,7 +130,7 @@ def find_sources(image: np.ndarray, header: fits.Header, opts: FinderOptions | N
         if opts.background == "box":
             kw = _box_background(img, h, noise_floor, tmp)
         run = dict(quiet=True, thresh="hard", thresh_pix=opts.thresh_pix, thresh_isl=opts.thresh_isl,
-                   adaptive_rms_box=opts.adaptive_rms_box, ncores=1, output_opts=False,
+                   adaptive_rms_box=opts.adaptive_rms_box, fix_to_beam=opts.fix_to_beam, ncores=1, output_opts=False,
                    print_timing=False, frequency=float(h.get("FREQ", h["CRVAL3"])))
         run.update(kw)
         try:
