@@ -65,6 +65,30 @@ def jones_from_tables(tables: list[Path], nant: int, nchan: int) -> np.ndarray:
     return J
 
 
+def fill_failed(g: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Solutions (bins first) where the failed ones (``ok`` False) are interpolated in time
+    from the same antenna and polarisation's good ones (held constant beyond them), or 1
+    where it has none.
+
+    Why: applycal flags the data of a flagged solution. A minute with too little flux in
+    the catalogue model would then flag an antenna's data outright (on the realistic sky
+    with 48 antennas: 22 % of the data flagged instead of 12 %, and the changed beam held
+    the mosaic); the transit gains alone are what the data had before, so the phase
+    calibration may only improve on them, never lose data.
+    """
+    out = np.where(ok, g, 1.0 + 0j).astype(g.dtype)
+    nbin = g.shape[0]
+    flat_g, flat_ok, flat_out = (a.reshape(nbin, -1) for a in (g, ok, out))
+    x = np.arange(nbin)
+    for k in np.flatnonzero(flat_ok.any(0) & ~flat_ok.all(0)):
+        good = flat_ok[:, k]
+        z = flat_g[good, k]
+        re, im = np.interp(x, x[good], z.real), np.interp(x, x[good], z.imag)
+        amp = np.hypot(re, im)
+        flat_out[:, k] = np.where(good, flat_g[:, k], (re + 1j * im) / np.where(amp > 0, amp, 1.0))
+    return flat_out.reshape(g.shape)
+
+
 def solve_phase(ms: Path, out: Path, sources: list[Source], applied: list[Path], *,
                 refants: list[str], solint_s: float = 60.0, minsnr: float = 3.0,
                 uv_min_lambda: float = 100.0) -> dict:
@@ -85,12 +109,14 @@ def solve_phase(ms: Path, out: Path, sources: list[Source], applied: list[Path],
         raise CalibrationError(f"{ms}: no usable reference antenna among {refants[:10]}")
     ids = {n: i for i, n in enumerate(names)}
     g, ok, snr, _ = solve_arrays(avg, len(names), [ids[r] for r in refs], minsnr, phase_only=True)
+    filled = fill_failed(g, ok)
     # (nbin, 1, nh, nant) -> (nbin, nant, nh, 1)
     tab = lambda a: np.transpose(a[:, 0], (0, 2, 1))[..., None]  # noqa: E731
-    write_table(ms, out, "G Jones", tab(g), tab(~ok), tab(snr), ids[refs[0]], avg.bin_times, avg.bin_span_s)
+    write_table(ms, out, "G Jones", tab(filled), tab(np.zeros_like(ok)), tab(snr), ids[refs[0]],
+                avg.bin_times, avg.bin_span_s)
     phases = np.degrees(np.angle(g[ok])) if ok.any() else np.zeros(1)
     return {"sources": len(sources), "model_flux_jy": round(sum(s.flux_jy for s in sources), 3),
             "bins": int(avg.bin_times.size), "solint_s": solint_s, "refant": refs[0],
-            "flagged_fraction": float(1 - ok[..., np.union1d(avg.a1, avg.a2)].mean()),
+            "flagged_fraction": float(1 - ok[..., np.union1d(avg.a1, avg.a2)].mean()),  # failed, then filled
             "phase_rms_deg": float(np.sqrt(np.mean(phases ** 2))),
             "average_s": round(t_avg, 2), "seconds": round(time.monotonic() - t0, 2)}
