@@ -86,3 +86,9 @@ def test_pybdsf_on_the_box_maps_finds_injected_sources_at_their_flux():
             assert d[k] < 0.5, (method, y, x)
             assert out.columns["peak_jy"][k] == pytest.approx(a, rel=0.1), (method, a)
     assert found["box"].rms_median_jy == pytest.approx(1e-3, rel=0.1)
+
+
+def test_unknown_background_method_is_refused_by_name():
+    img = np.random.default_rng(5).normal(0.0, 1e-3, (64, 64)).astype(np.float32)
+    with pytest.raises(ValueError, match="'boxes'"):
+        find_sources(img, _header(img.shape), FinderOptions(background="boxes"))

@@ -7,8 +7,9 @@ false detections once each uses its own background and rms maps, and 3-4x faster
 bdsf writes a log file beside its input and prints progress: the image is handed
 to it as a FITS file in a private scratch directory (removed afterwards), with
 stdout silenced at the file-descriptor level and its loggers muted. Background
-and rms maps use a sliding box (adaptive near bright sources, so their sidelobes
-and calibration artefacts raise the local rms instead of becoming sources); islands
+and rms maps come from contimg.catalogs.background (clipped box statistics, a small
+box near bright sources, so their sidelobes and calibration artefacts raise the
+local rms instead of becoming sources; PyBDSF's own maps with background="bdsf"); islands
 are fitted with Gaussians and grouped into sources with integrated fluxes, sizes
 and errors. The false-detection estimate applies the same peak criterion to the
 negated image with the same background and rms maps.
@@ -129,6 +130,8 @@ def find_sources(image: np.ndarray, header: fits.Header, opts: FinderOptions | N
         kw = {"rms_box": tuple(opts.rms_box)} if opts.rms_box else {}
         if opts.background == "box":
             kw = _box_background(img, h, noise_floor, tmp)
+        elif opts.background != "bdsf":
+            raise ValueError(f"find_sources: background must be 'box' or 'bdsf', not {opts.background!r}")
         run = dict(quiet=True, thresh="hard", thresh_pix=opts.thresh_pix, thresh_isl=opts.thresh_isl,
                    adaptive_rms_box=opts.adaptive_rms_box, fix_to_beam=opts.fix_to_beam, ncores=1, output_opts=False,
                    print_timing=False, frequency=float(h.get("FREQ", h["CRVAL3"])))
