@@ -90,9 +90,7 @@ def background_maps(image: np.ndarray, beam_px: float, noise_floor: np.ndarray |
     if bright.any():
         small = max(3 * stride, int(opts.small_box_beams * beam_px))
         _, rms_small = box_maps(img, small, max(1, small // 3), stride, opts.clip_sigma, where=bright)
-        rms = np.where(bright, np.fmax(rms, rms_small), rms)
-    if floor is not None:
-        rms = np.fmax(rms, floor)
+        rms = np.where(bright, np.fmax(rms, rms_small), rms)  # still >= the floor
     rms = np.where(np.isfinite(rms) & (rms > 0), rms, np.nanmax(rms) if np.isfinite(rms).any() else 1.0)
     return np.nan_to_num(mean, nan=0.0).astype(np.float32), rms.astype(np.float32)
 
