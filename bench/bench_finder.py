@@ -29,8 +29,8 @@ from science_measure import find_mosaics, load_truth, measure_mosaic, radiometer
 from contimg.catalogs.finder import FinderOptions, find_sources  # noqa: E402
 
 KEYS = ("wall_s", "n_sources", "completeness_5sigma", "completeness_10sigma", "false_fraction_5sigma",
-        "false_fraction_10sigma", "flux_ratio_median", "flux_ratio_scatter", "offset_median_arcsec",
-        "offset_p90_arcsec")
+        "false_fraction_10sigma", "flux_ratio_median", "flux_ratio_scatter", "int_flux_ratio_median",
+        "offset_median_arcsec", "offset_p90_arcsec")
 
 
 def run(home: Path) -> dict:
@@ -48,7 +48,8 @@ def run(home: Path) -> dict:
         t0 = time.perf_counter()
         found = find_sources(img, hdr, FinderOptions(background=method), noise_floor=noise)
         wall = time.perf_counter() - t0
-        rows = [{"ra_deg": r["ra_deg"], "dec_deg": r["dec_deg"], "flux_jy": r["peak_jy"], "snr": r["snr"]}
+        rows = [{"ra_deg": r["ra_deg"], "dec_deg": r["dec_deg"], "flux_jy": r["peak_jy"], "snr": r["snr"],
+                 "int_flux_jy": r["int_flux_jy"]}
                 for r in found.rows()]
         m = measure_mosaic(path, truth, sigma_obs, noise=noise, found=rows, list_name=method)
         out[method] = {"wall_s": round(wall, 1), "n_sources": len(found), "n_negative": found.n_negative,

@@ -39,7 +39,7 @@ n = 10                    # one mosaic of the ten observations
 """
 
 KEYS = ("completeness_5sigma", "completeness_10sigma", "false_fraction_5sigma", "false_fraction_10sigma",
-        "flux_ratio_median", "flux_ratio_scatter", "offset_median_arcsec", "offset_p90_arcsec",
+        "flux_ratio_median", "flux_ratio_scatter", "int_flux_ratio_median", "offset_median_arcsec", "offset_p90_arcsec",
         "noise_ratio_clean", "noise_ratio_bright", "flux_scale_error_max", "rfi_recall", "rfi_false_fraction",
         "wall_s", "observed_s")
 MAX_WAIT_S = 660.0  # longest sleep between watch rounds (calibrate.recheck_s is 600 s)

@@ -69,7 +69,9 @@ def published_source_list(mosaic: Path):
             # peak (Jy/beam) is what is compared with the expected peak; else the catalogue's flux
             out = [{"ra_deg": float(r["ra_deg"]), "dec_deg": float(r["dec_deg"]),
                     "flux_jy": float(r["peak_jy"] if r.get("peak_jy") not in (None, "") else r["flux_jy"]),
-                    "snr": float(r["snr"]) if r.get("snr") not in (None, "") else None} for r in rows]
+                    "snr": float(r["snr"]) if r.get("snr") not in (None, "") else None,
+                    "int_flux_jy": float(r["int_flux_jy"]) if r.get("int_flux_jy") not in (None, "") else None}
+                   for r in rows]
             return out, p.name
         except (KeyError, ValueError, TypeError):
             continue
@@ -183,6 +185,11 @@ def measure_mosaic(path: Path, truth: dict, sigma_obs: float, noise=None, found=
     ratio = fflux[j[pts]] / peak_true[pts] if found else np.array([])
     res["flux_ratio_median"], res["flux_ratio_scatter"] = _robust(ratio)
     res["flux_ratios"] = ratio.tolist()
+    # the catalogue's integrated flux density against the true one: every matched source (resolved too)
+    fint = np.array([f.get("int_flux_jy") if f.get("int_flux_jy") is not None else np.nan for f in found], float)
+    iratio = fint[j[good]] / t["flux"][good] if found else np.array([])
+    res["int_flux_ratio_median"], res["int_flux_ratio_scatter"] = _robust(iratio)
+    res["int_flux_ratios"] = iratio.tolist()
     bands = []
     for lo, hi in BEAM_BANDS:
         inb = (t["beam_at_transit_1400MHz"][pts] >= lo) & (t["beam_at_transit_1400MHz"][pts] < hi)
@@ -315,7 +322,7 @@ def _measure_images(home: Path, truth: dict, sigma_obs: float) -> dict:
     scales = [abs(r["flux_scale"] - 1) for r in per if r["flux_scale"] is not None]
     res["flux_scale_error_max"] = max(scales) if scales else None
     res["source_list"] = per[0]["source_list"] if per else None
-    res["per_image"] = [{k: v for k, v in r.items() if k != "flux_ratios"} for r in per]
+    res["per_image"] = [{k: v for k, v in r.items() if k not in ("flux_ratios", "int_flux_ratios")} for r in per]
     bands = []
     for b in range(len(BEAM_BANDS)):
         n = sum(r["flux_ratio_by_beam"][b]["n"] for r in per)
@@ -342,7 +349,7 @@ def measure(home: Path) -> dict:
     res["mosaics"] = len(mosaics)
     res["mosaics_published"] = published
     per = [measure_mosaic(p, truth, sigma_obs) for p in mosaics]
-    res["per_mosaic"] = [{k: v for k, v in r.items() if k != "flux_ratios"} for r in per]
+    res["per_mosaic"] = [{k: v for k, v in r.items() if k not in ("flux_ratios", "int_flux_ratios")} for r in per]
     if per:
         first = per[0]
         for k in ("completeness_5sigma", "completeness_10sigma", "false_fraction_5sigma", "false_fraction_10sigma",
@@ -352,6 +359,8 @@ def measure(home: Path) -> dict:
             res[k] = first.get(k)
         ratios = np.concatenate([np.array(r["flux_ratios"]) for r in per])
         res["flux_ratio_median"], res["flux_ratio_scatter"] = _robust(ratios)
+        iratios = np.concatenate([np.array(r["int_flux_ratios"]) for r in per])
+        res["int_flux_ratio_median"], res["int_flux_ratio_scatter"] = _robust(iratios)
         scales = [abs(r["flux_scale"] - 1) for r in per if r["flux_scale"] is not None]
         res["flux_scale_error_max"] = max(scales) if scales else None
     res.update(measure_rfi(home, truth))

@@ -42,9 +42,9 @@ def test_g4_sources_above_10_sigma_recovered_within_2_arcsec_and_5_percent(resul
     for t in above:
         m = matches[t["name"]]
         assert m["matched"], t
-        if t["snr"] >= 60:  # bright: within 2 arcsec (0.4 pixel) and 5 % of the flux
+        if t["snr"] >= 60:  # bright: within 2 arcsec (0.4 pixel) and 5 % of the flux (4 sigma if more)
             assert m["offset_arcsec"] < 2.0, (t, m)
-            assert abs(m["flux_ratio"] - 1) < 0.05, (t, m)
+            assert abs(m["flux_ratio"] - 1) < max(0.05, 4.0 / t["snr"]), (t, m)
         else:  # 10-40 sigma: statistics allow ~3-10 % scatter; check it is noise-like
             assert m["offset_arcsec"] < 0.5 * group.beam[0]
             sigma = t["flux_jy"] / t["snr"]
@@ -70,15 +70,21 @@ def test_g4_no_spurious_sources_above_detection_threshold(result, group):
 
 
 def test_g4_noise_map_is_the_analytic_weight_sum(noise_only, group):
+    """Scalar weights give the analytic sum exactly; local rms maps (the default) measure
+    each tile's rms in boxes of ~10 beams, so they follow it within their sampling error."""
     g, m = noise_only
+    scalar = build_mosaic(g.tiles, MosaicOptions(noise_weighting="scalar"))
     ys, xs = np.nonzero(m.valid)
     pick = np.random.default_rng(0).choice(ys.size, 2000, replace=False)
     ra, dec = m.wcs.pixel_to_world_values(xs[pick], ys[pick])
     expect = analytic_noise(g, ra, dec)
-    got = m.noise[ys[pick], xs[pick]]
     inner = np.isfinite(expect)  # pixels at the cutoff edge may differ by interpolation
     assert inner.mean() > 0.97
+    got = scalar.noise[ys[pick], xs[pick]]
     assert np.median(np.abs(got[inner] / expect[inner] - 1)) < 0.005
+    got = m.noise[ys[pick], xs[pick]]
+    assert np.median(np.abs(got[inner] / expect[inner] - 1)) < 0.05
+    assert abs(np.median(got[inner] / expect[inner]) - 1) < 0.03
 
 
 def test_g4_overlap_noise_lower_than_single_tiles_as_weights_predict(noise_only):
@@ -135,10 +141,11 @@ def test_g4_nan_blanked_tile_region_is_ignored_not_zeroed(tmp_path):
     g = make_group(tmp_path / "t", n_tiles=3, n_bright=6, n_faint=0, seed=9)
     # blank a 40 px box in the middle tile where a source sits: the other tiles
     # must still give the source, and the blanking must not spread (cubic spline)
-    before = build_mosaic(g.tiles, MosaicOptions())
+    opts = MosaicOptions(noise_weighting="scalar")  # local rms boxes would see the hole too
+    before = build_mosaic(g.tiles, opts)
     with fits.open(g.tiles[1].image_fits, mode="update") as h:
         h[0].data[..., 100:140, 100:140] = np.nan
-    m = build_mosaic(g.tiles, MosaicOptions())
+    m = build_mosaic(g.tiles, opts)
     assert np.array_equal(m.valid, before.valid)  # the other tiles cover the hole
     lost = before.coverage.astype(int) - m.coverage
     assert set(np.unique(lost)) == {0, 1}

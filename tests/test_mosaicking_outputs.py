@@ -57,15 +57,32 @@ def test_g5_headers_record_id_members_beam_and_units(made, group):
     assert np.nanmedian(noise) == pytest.approx(r.noise_jy)
 
 
-def test_g5_largest_member_beam_goes_in_header(group, tmp_path):
+def test_g5_largest_member_beam_goes_in_header_without_common_beam(group, tmp_path):
     import dataclasses
+
+    tiles = list(group.tiles)
+    tiles[3] = dataclasses.replace(tiles[3], beam_major_arcsec=22.0, beam_minor_arcsec=17.0, beam_pa_deg=40.0)
+    r = combine(tiles, tmp_path, "mos_beam", dataclasses.replace(NOFIND, common_beam=False))
+    h = fits.getheader(r.mosaic_fits)
+    assert (h["BMAJ"] * 3600, h["BMIN"] * 3600, h["BPA"]) == pytest.approx((22.0, 17.0, 40.0))
+    assert h["BEAMSRC"] == tiles[3].name and r.beam["rule"] == "largest member beam by area"
+
+
+def test_g5_common_beam_contains_every_member_and_goes_in_header(group, tmp_path):
+    import dataclasses
+
+    from contimg.mosaicking.commonbeam import beam_covariance
 
     tiles = list(group.tiles)
     tiles[3] = dataclasses.replace(tiles[3], beam_major_arcsec=22.0, beam_minor_arcsec=17.0, beam_pa_deg=40.0)
     r = combine(tiles, tmp_path, "mos_beam", NOFIND)
     h = fits.getheader(r.mosaic_fits)
-    assert (h["BMAJ"] * 3600, h["BMIN"] * 3600, h["BPA"]) == pytest.approx((22.0, 17.0, 40.0))
-    assert h["BEAMSRC"] == tiles[3].name and r.beam["rule"] == "largest member beam by area"
+    common = (h["BMAJ"] * 3600, h["BMIN"] * 3600, h["BPA"])
+    assert h["BEAMSRC"] == "common" and r.beam["rule"].startswith("common beam")
+    for t in tiles:  # every member can be convolved to it, and it is not much larger than needed
+        assert np.linalg.eigvalsh(beam_covariance(*common) - beam_covariance(
+            t.beam_major_arcsec, t.beam_minor_arcsec, t.beam_pa_deg))[0] > -1e-9
+    assert 22.0 - 1e-6 <= common[0] < 23.0 and 17.0 - 1e-6 <= common[1] < 18.0
 
 
 def test_g5_failure_while_writing_leaves_nothing(group, tmp_path, monkeypatch):

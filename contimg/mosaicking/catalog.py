@@ -30,7 +30,8 @@ def mosaic_sources(m: MosaicArrays, beam: dict, freq_hz: float, opts: MosaicOpti
                    scratch: Path) -> tuple[FoundSources, list[dict], np.ndarray]:
     """(finder output, source dicts for QA and the quicklook, pb_level per source)."""
     fopts = FinderOptions(thresh_pix=opts.finder_thresh_pix, thresh_isl=opts.finder_thresh_isl,
-                          max_sources=opts.max_sources)
+                          max_sources=opts.max_sources,
+                          fix_to_beam=opts.finder_fix_to_beam and m.beam is not None)
     if opts.find_sources:
         found = find_sources(m.image, finder_header(m, beam, freq_hz), fopts, scratch=scratch, noise_floor=m.noise)
     else:

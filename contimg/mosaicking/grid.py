@@ -3,7 +3,9 @@
 M = sum_k(B_k I_k / s_k^2) / sum_k(B_k^2 / s_k^2),  sigma_M = 1 / sqrt(sum_k B_k^2 / s_k^2)
 
 I_k is tile k's image (not beam-corrected), B_k its effective primary beam and s_k
-its residual rms: this is the minimum-variance estimate of the sky from the tiles.
+its residual rms, a local map by default (noisemap.py; the scalar residual rms with
+``noise_weighting='scalar'``): this is the minimum-variance estimate of the sky from
+the tiles, and sigma_M a noise map that knows where artefacts raise the noise.
 Tiles are regridded once each onto only the cut-out of the common grid they cover
 (resample.py: a coarse exact pixel map splined to the full grid; reproject_interp
 with ``regrid='reproject'``, kept as the reference the benchmark compares with),
@@ -19,6 +21,8 @@ import numpy as np
 from astropy.wcs import WCS
 from reproject import reproject_interp
 
+from contimg.mosaicking.commonbeam import common_beam, restore_to
+from contimg.mosaicking.noisemap import load_residual, tile_rms_map
 from contimg.mosaicking.resample import regrid_planes
 from contimg.mosaicking.tiles import MosaicOptions, Tile, cell_arcsec_of, load_plane, read_wcs
 
@@ -46,6 +50,7 @@ class MosaicArrays:
     members: list[str]
     contributing: list[str] = field(default_factory=list)  # members with pixels on the grid
     timings: dict = field(default_factory=dict)  # seconds per stage
+    beam: tuple | None = None  # (major, minor, pa) every member was convolved to; None: not convolved
 
     @property
     def valid(self) -> np.ndarray:
@@ -110,8 +115,10 @@ def common_grid(footprints: list[TileFootprint], opts: MosaicOptions, frame: WCS
     return w, shape, slices
 
 
-def _regrid(tile: Tile, fp: TileFootprint, out_wcs: WCS, opts: MosaicOptions):
-    """Image, beam and validity of one tile on its cut-out of the common grid.
+def _regrid(tile: Tile, fp: TileFootprint, out_wcs: WCS, opts: MosaicOptions, beam_to=None):
+    """Image, beam, validity and weight rms (a map, or the scalar noise) of one tile on its
+    cut-out of the common grid; with ``beam_to`` (major, minor, pa) the image first
+    restored with that beam (commonbeam.restore_to).
 
     The input is cropped to the beam footprint (plus the spline's reach) and NaNs
     are zero-filled with a validity plane, because a NaN fed to a cubic spline
@@ -121,10 +128,17 @@ def _regrid(tile: Tile, fp: TileFootprint, out_wcs: WCS, opts: MosaicOptions):
     pb, _, _ = load_plane(tile.pb_fits)
     if img.shape != pb.shape:
         raise ValueError(f"tile {tile.name}: image {img.shape} and beam {pb.shape} differ in shape")
+    residual = load_residual(tile) if (beam_to is not None or opts.noise_weighting == "local") else None
+    if beam_to is not None:
+        img = restore_to(img, residual, tile, beam_to)
     pad = 4
     y0, y1, x0, x1 = fp.box
     y0, x0 = max(y0 - pad, 0), max(x0 - pad, 0)
     y1, x1 = min(y1 + pad, img.shape[0]), min(x1 + pad, img.shape[1])
+    rms = None
+    if opts.noise_weighting == "local":
+        rms = tile_rms_map(img if residual is None else residual, tile, (y0, y1, x0, x1), opts, beam_to)
+    del residual
     img, pb = img[y0:y1, x0:x1], pb[y0:y1, x0:x1]
     ok = np.isfinite(img) & np.isfinite(pb)
     planes = [np.where(ok, img, 0.0), np.where(ok, pb, 0.0)]
@@ -133,12 +147,14 @@ def _regrid(tile: Tile, fp: TileFootprint, out_wcs: WCS, opts: MosaicOptions):
     if opts.regrid == "coarse":
         got = regrid_planes(planes[0].astype(np.float32), planes[1].astype(np.float32), ok,
                             w_img[y0:y1, x0:x1], out_wcs, tuple(shape), opts.interp_order, opts.block_rows,
-                            opts.map_step, opts.pb_cutoff)
+                            opts.map_step, opts.pb_cutoff, smooth=rms)
         if got is not None:
-            out_img, out_pb, good = got
+            out_img, out_pb, good, out_rms = got
             with np.errstate(invalid="ignore"):
                 good &= out_pb >= opts.pb_cutoff
-            return out_img, out_pb, good
+            return out_img, out_pb, good, _weight_rms(out_rms, good, tile)
+    if rms is not None:
+        planes.append(rms)
     if masked:
         planes.append(ok.astype(np.float32))
     out = reproject_interp((np.stack(planes).astype(np.float32), w_img[y0:y1, x0:x1]), out_wcs,
@@ -148,9 +164,17 @@ def _regrid(tile: Tile, fp: TileFootprint, out_wcs: WCS, opts: MosaicOptions):
     with np.errstate(invalid="ignore"):
         good = np.isfinite(out[1]) & np.isfinite(out[0]) & (out[1] >= opts.pb_cutoff)
         if masked:
-            good &= out[2] > 0.999
+            good &= out[-1] > 0.999
     # zero outside: the accumulation multiplies weight by beam, and 0 * NaN would blank the sum
-    return np.where(good, out[0], 0.0).astype(np.float32), np.where(good, out[1], 0.0).astype(np.float32), good
+    return (np.where(good, out[0], 0.0).astype(np.float32), np.where(good, out[1], 0.0).astype(np.float32), good,
+            _weight_rms(out[2] if rms is not None else None, good, tile))
+
+
+def _weight_rms(rms, good: np.ndarray, tile: Tile):
+    """The regridded rms map (valid pixels only; NaN-safe), or the tile's scalar noise."""
+    if rms is None:
+        return np.float32(tile.noise_jy)
+    return np.where(good & np.isfinite(rms) & (rms > 0), rms, np.float32(tile.noise_jy)).astype(np.float32)
 
 
 def _regrid_job(args):
@@ -184,21 +208,23 @@ def build_mosaic(tiles: list[Tile], opts: MosaicOptions | None = None) -> Mosaic
     cov = np.zeros(shape, np.uint8)
     contributing = []
     jobs = []
+    beam = common_beam([(t.beam_major_arcsec, t.beam_minor_arcsec, t.beam_pa_deg) for t in tiles]) \
+        if opts.common_beam else None
     for tile, fp, sl in zip(tiles, footprints, slices):
         sub = out_wcs[sl]
         sub.array_shape = (sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
-        jobs.append((tile, fp, sub, opts))
-    for (tile, _, _, _), sl, (img, pb, good) in zip(jobs, slices, _regridded(jobs, opts.workers)):
+        jobs.append((tile, fp, sub, opts, beam))
+    for (tile, _, _, _, _), sl, (img, pb, good, rms) in zip(jobs, slices, _regridded(jobs, opts.workers)):
         if not good.any():
             continue
         contributing.append(tile.name)
-        wgt = np.where(good, pb * np.float32(1.0 / tile.noise_jy**2), np.float32(0.0))
+        wgt = np.where(good, pb / np.square(rms), np.float32(0.0))
         img *= wgt
         num[sl] += img
         wgt *= pb
         den[sl] += wgt
         cov[sl] += good
-        del img, pb, good, wgt
+        del img, pb, good, wgt, rms
     t2 = time.monotonic()
     with np.errstate(invalid="ignore", divide="ignore"):
         pos = den > 0
@@ -206,4 +232,4 @@ def build_mosaic(tiles: list[Tile], opts: MosaicOptions | None = None) -> Mosaic
         del num
         noise = np.where(pos, 1.0 / np.sqrt(np.where(pos, den, 1.0)), np.nan).astype(np.float32)
     timings = {"grid": round(t1 - t0, 2), "regrid": round(t2 - t1, 2), "normalise": round(time.monotonic() - t2, 2)}
-    return MosaicArrays(image, noise, cov, out_wcs, [t.name for t in tiles], contributing, timings)
+    return MosaicArrays(image, noise, cov, out_wcs, [t.name for t in tiles], contributing, timings, beam)

@@ -6,8 +6,9 @@ renamed into place only when every file is complete (the mosaic FITS last, so it
 presence means the set is whole). Every file name carries the mosaic id (G5):
 ``<id>.fits`` (Jy/beam), ``<id>.noise.fits`` (sigma_M, Jy/beam), ``<id>.png`` and the
 source catalogue ``<id>.cat.{fits,csv,vot}`` (contimg.catalogs).
-The header beam is the largest member beam by area: conservative for flux
-integration of resolved emission, and no averaging of position angles needed.
+The header beam is the common beam every member was convolved to
+(commonbeam.py); with ``common_beam=False`` the largest member beam by area, which
+is then only approximately every member's.
 """
 
 from __future__ import annotations
@@ -60,8 +61,12 @@ class MosaicResult:
     catalog: dict = field(default_factory=dict)  # catalog_fits, catalog_csv, catalog_vot paths
 
 
-def header_beam(tiles: list[Tile]) -> dict:
-    """The largest member beam (by area), stated as such in the header."""
+def header_beam(tiles: list[Tile], common: tuple | None = None) -> dict:
+    """The common beam the members were convolved to, else the largest member beam (by area),
+    stated as such in the header."""
+    if common is not None:
+        return {"major_arcsec": common[0], "minor_arcsec": common[1], "pa_deg": common[2],
+                "rule": "common beam: every member convolved to it", "from_tile": "common"}
     k = int(np.argmax([t.beam_major_arcsec * t.beam_minor_arcsec for t in tiles]))
     t = tiles[k]
     return {"major_arcsec": t.beam_major_arcsec, "minor_arcsec": t.beam_minor_arcsec, "pa_deg": t.beam_pa_deg,
@@ -88,10 +93,10 @@ def _header(m: MosaicArrays, mosaic_id: str, tiles: list[Tile], beam: dict, opts
             qa: dict, validation: dict) -> fits.Header:
     h = m.wcs.to_header()
     h["BUNIT"] = ("Jy/beam", "brightness unit")
-    h["BMAJ"] = (beam["major_arcsec"] / 3600.0, "deg; largest member beam by area")
+    h["BMAJ"] = (beam["major_arcsec"] / 3600.0, "deg; " + beam["rule"][:50])
     h["BMIN"] = (beam["minor_arcsec"] / 3600.0, "deg")
     h["BPA"] = (beam["pa_deg"], "deg")
-    h["BEAMSRC"] = (beam["from_tile"], "member whose beam is in BMAJ/BMIN/BPA")
+    h["BEAMSRC"] = (beam["from_tile"], "common, or the member whose beam is in BMAJ")
     h["FREQ"] = (float(np.mean([t.freq_hz for t in tiles])), "Hz, mean member frequency")
     h["MOSAICID"] = (mosaic_id, "mosaic identifier (G5)")
     h["WEIGHTNG"] = ("sum(B I/s^2)/sum(B^2/s^2)", "primary-beam weighted linear mosaic")
@@ -174,7 +179,7 @@ def combine(tiles: list[Tile], out_dir: Path, mosaic_id: str, opts: MosaicOption
     t2 = time.monotonic()
     if not m.valid.any():
         raise ValueError(f"mosaic {mosaic_id}: no pixel has a member beam >= {opts.pb_cutoff}")
-    beam = header_beam(tiles)
+    beam = header_beam(tiles, m.beam)
     freq = float(np.mean([t.freq_hz for t in tiles]))
     tmp = temp_path(out_dir / mosaic_id)
     tmp.mkdir()

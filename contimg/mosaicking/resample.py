@@ -63,15 +63,17 @@ def _same_frame(a: WCS, b: WCS) -> bool:
 
 def regrid_planes(img: np.ndarray, pb: np.ndarray, ok: np.ndarray, w_in: WCS, w_out: WCS,
                   shape_out: tuple[int, int], order: str = "bicubic", block_rows: int = 512,
-                  step: int = 32, pb_cutoff: float = 0.0):
-    """(image, beam, valid) of one tile on ``w_out``; None if the coarse map is not usable.
+                  step: int = 32, pb_cutoff: float = 0.0, smooth: np.ndarray | None = None):
+    """(image, beam, valid, smooth) of one tile on ``w_out``; None if the coarse map is not usable.
 
     ``img``/``pb`` are the cropped tile planes with NaNs already zero-filled and ``ok``
     the input validity; an output pixel is valid only if no invalid input pixel is
     within the interpolation kernel's reach (2 pixels for cubic) of it. The beam is
     interpolated bilinearly (smooth on degree scales); its values at the coarse knots
     decide which span of each block of rows can reach ``pb_cutoff`` at all, and only
-    that span is interpolated (the beam footprint is round, its box is not).
+    that span is interpolated (the beam footprint is round, its box is not). ``smooth``,
+    another plane that varies slowly (the local rms), is interpolated like the beam; the
+    fourth item is None without it.
     """
     # knots at most `step` apart and >= 24 across the cut-out: small (test-scale) tiles have
     # beams that vary on tens of pixels; at full size the step is the limit
@@ -91,6 +93,7 @@ def regrid_planes(img: np.ndarray, pb: np.ndarray, ok: np.ndarray, w_in: WCS, w_
     out_img = np.zeros(shape_out, np.float32)
     out_pb = np.zeros(shape_out, np.float32)
     valid = np.zeros(shape_out, bool)
+    out_smooth = None if smooth is None else np.zeros(shape_out, np.float32)
     for y0 in range(0, ny, block_rows):
         y1 = min(ny, y0 + block_rows)
         rows = (pmap.yk >= y0 - step) & (pmap.yk <= y1 - 1 + step)
@@ -105,7 +108,9 @@ def regrid_planes(img: np.ndarray, pb: np.ndarray, ok: np.ndarray, w_in: WCS, w_
         del x, y
         out_img[y0:y1, x0:x1] = map_coordinates(coef, coords, order=k, prefilter=False, mode="nearest")
         out_pb[y0:y1, x0:x1] = map_coordinates(pb, coords, order=1, mode="nearest")
+        if smooth is not None:
+            out_smooth[y0:y1, x0:x1] = map_coordinates(smooth, coords, order=1, mode="nearest")
         if bad is not None:
             v &= map_coordinates(bad, coords, order=0, mode="nearest") == 0
         valid[y0:y1, x0:x1] = v
-    return out_img, out_pb, valid
+    return out_img, out_pb, valid, out_smooth

@@ -40,10 +40,12 @@ class Tile:
     dec_deg: float
     start_mjd: float | None = None  # time range of the data (FITS DATE-OBS/DATE-END of the mosaic)
     end_mjd: float | None = None
+    residual_fits: Path | None = None  # residual image: its local rms weights the tile (noise_weighting)
 
     def __post_init__(self):
         self.image_fits = Path(self.image_fits)
         self.pb_fits = Path(self.pb_fits)
+        self.residual_fits = None if self.residual_fits is None else Path(self.residual_fits)
 
 
 @dataclass
@@ -61,6 +63,10 @@ class MosaicOptions:
     regrid: str = "coarse"  # coarse: exact pixel map every map_step px, splined; reproject: per pixel
     map_step: int = 32  # output pixels between exact coordinate transforms (regrid='coarse')
     workers: int = 1  # processes regridding tiles (forked); 1: in this process
+    # local: each tile weighted by the local rms of its residual (noisemap.py); scalar: by noise_jy
+    noise_weighting: str = "local"
+    noise_box_beams: float = 10.0  # box side of the local rms, in restoring-beam major axes
+    common_beam: bool = True  # convolve every member to one beam containing all (commonbeam.py)
     # source finding and QA
     detect_sigma: float = 5.0  # peaks above this many local sigma are sources
     max_sources: int = 5000  # brightest kept; guards against a broken map
@@ -82,6 +88,7 @@ class MosaicOptions:
     find_sources: bool = True  # False: no catalogue (an empty one is written), e.g. to time combination
     finder_thresh_pix: float = 5.0  # PyBDSF: island peak above this many local rms is a source
     finder_thresh_isl: float = 3.0  # PyBDSF: island boundary
+    finder_fix_to_beam: bool = True  # PyBDSF: Gaussians of the header beam's shape (only with common_beam)
 
 
 def load_plane(path: Path) -> tuple[np.ndarray, WCS, fits.Header]:

@@ -66,7 +66,8 @@ def _tiles_for(db, members: list[str]):
                               beam_minor_arcsec=img["beam_minor_arcsec"], beam_pa_deg=img["beam_pa_deg"],
                               freq_hz=img["freq_hz"] or fig.get("freq_hz"),
                               cell_arcsec=img["cell_arcsec"] or fig.get("cell_arcsec"),
-                              dec_deg=img["dec_deg"], start_mjd=img["start_mjd"], end_mjd=img["end_mjd"]))
+                              dec_deg=img["dec_deg"], start_mjd=img["start_mjd"], end_mjd=img["end_mjd"],
+                              residual_fits=Path(f["residual_fits"]) if f.get("residual_fits") else None))
     return out, missing
 
 
@@ -81,12 +82,15 @@ def mosaic_options(cfg):
 
     lo, hi = cfg.qa_flux_ratio_min, cfg.qa_flux_ratio_max
     return MosaicOptions(max_noise_jy=_off(cfg.mosaic_max_noise_jy),
-                         min_dynamic_range=_off(cfg.mosaic_min_dynamic_range), workers=cfg.mosaic_workers, max_offset_arcsec=_off(cfg.qa_max_offset_arcsec),
+                         min_dynamic_range=_off(cfg.mosaic_min_dynamic_range),
+                         workers=cfg.mosaic_workers, max_offset_arcsec=_off(cfg.qa_max_offset_arcsec),
                          flux_ratio_range=(lo, hi) if lo and hi else None,
                          min_source_recovery_fraction=_off(cfg.qa_min_recovery),
                          max_false_fraction=_off(cfg.qa_max_false_fraction),
                          max_noise_ratio=_off(cfg.qa_max_noise_ratio), sefd_jy=_off(cfg.qa_sefd_jy),
-                         max_radiometer_ratio=_off(cfg.qa_max_radiometer_ratio))
+                         max_radiometer_ratio=_off(cfg.qa_max_radiometer_ratio),
+                         common_beam=cfg.mosaic_common_beam, noise_weighting=cfg.mosaic_noise_weighting,
+                         finder_fix_to_beam=cfg.mosaic_fix_to_beam)
 
 
 @dataclass(frozen=True)
