@@ -12,7 +12,6 @@ as a fraction of the sources found.
 
 from __future__ import annotations
 
-
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
