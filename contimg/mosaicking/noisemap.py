@@ -9,7 +9,8 @@ find (the realistic sky: missed sources sat where the real rms was ~2x the map).
 
 The rms here is measured on the tile's residual image (the restored image if there
 is none; with a common beam the residual is not convolved, commonbeam.restore_to) with sigma-clipped box statistics (contimg.catalogs.background.box_maps):
-boxes of ``noise_box_beams`` restoring beams, pixels read every half beam, so a box
+boxes of ``noise_box_beams`` restoring beams centred every half box, pixels read every
+half beam, so a box
 holds a few hundred nearly independent samples (~7 % rms error) and still follows
 artefacts on the scale of a degree.
 """
@@ -44,7 +45,7 @@ def tile_rms_map(plane: np.ndarray, tile: Tile, box: tuple[int, int, int, int], 
     beam_px = max(1.0, (beam_to or own)[0] / tile.cell_arcsec)
     stride = max(1, int(round(beam_px / 2)))
     size = int(min(max(4 * beam_px, opts.noise_box_beams * beam_px), max(plane.shape)))
-    _, rms = box_maps(plane, size, max(1, size // 3), stride, clip=3.0)
+    _, rms = box_maps(plane, size, max(1, size // 2), stride, clip=3.0)  # step: half a box (1/3: 4x the time)
     y0, y1, x0, x1 = box
     rms = rms[y0:y1, x0:x1]
     rms = np.where(np.isfinite(rms) & (rms > 0), rms, tile.noise_jy)
