@@ -75,10 +75,10 @@ def convolve_to(plane: np.ndarray, beam_from: tuple[float, float, float], beam_t
     k = to - beam_covariance(*beam_from) / cell_arcsec**2
     if np.linalg.eigvalsh(k)[0] < -1e-6 * np.trace(to):
         raise ValueError(f"beam {beam_from} is not contained in {beam_to}: cannot convolve to it")
-    blank = ~np.isfinite(plane)
-    data = np.where(blank, 0.0, plane).astype(np.float32)
     if np.abs(k).max() <= 1e-9 * np.trace(to):  # the member already has the common beam
         return np.array(plane, np.float32)
+    blank = ~np.isfinite(plane)
+    data = np.where(blank, 0.0, plane).astype(np.float32)
     k = k + np.eye(2) * max(0.0, -np.linalg.eigvalsh(k)[0])  # rounding: never a negative width
     pad = int(np.ceil(4.0 * np.sqrt(max(np.trace(k), 0.0)))) + 1
     shape = (data.shape[0] + pad, data.shape[1] + pad)

@@ -7,12 +7,12 @@ field is near the tile's median. Weighting every pixel of a tile by one scalar
 there, and the mosaic's noise map understates the noise where sources are hardest to
 find (the realistic sky: missed sources sat where the real rms was ~2x the map).
 
-The rms here is measured on the tile's residual image (the restored image if there
-is none; with a common beam the residual is not convolved, commonbeam.restore_to) with sigma-clipped box statistics (contimg.catalogs.background.box_maps):
-boxes of ``noise_box_beams`` restoring beams centred every half box, pixels read every
-half beam, so a box
-holds a few hundred nearly independent samples (~7 % rms error) and still follows
-artefacts on the scale of a degree.
+The rms is measured on the tile's residual image (the restored image if there is none;
+with a common beam the residual is not convolved, commonbeam.restore_to) with the
+finder's sigma-clipped box statistics (contimg.catalogs.background.box_maps): boxes of
+``noise_box_beams`` restoring beams centred every half box, pixels read every half
+beam, so a box holds a few hundred nearly independent samples (~7 % rms error) and
+still follows artefacts on the scale of a degree.
 """
 
 from __future__ import annotations
