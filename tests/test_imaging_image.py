@@ -180,6 +180,10 @@ def test_m1_backends_agree_on_positions_of_far_sources(images):
     assert all(c[2] < 0.5 for c in compared), compared
     dec = images["ducc"]["res"]["deconvolution"]
     assert dec["stopped_by"] == "threshold" and not dec["cap_bound"] and dec["subbands"] == 2
+    # tclean's own summary is recorded: it did CLEAN, and says what stopped it
+    tdec = images["tclean"]["res"]["deconvolution"]
+    assert 0 < tdec["iterations"] <= 3000 and tdec["major_cycles"] >= 1, tdec
+    assert tdec["cap_bound"] == (tdec["stopped_by"] in ("niter", "nmajor")), tdec
 
 
 def test_m1_rerun_verifies_existing_outputs(imaged):

@@ -116,6 +116,8 @@ def _render_plain(report: dict, verbosity: int = 0) -> None:
                    f"of {report.get('group_size', '?')}\t{ungrouped[0]}..{ungrouped[-1]}")
     if verbosity < 0:
         return
+    for i in report.get("clean_cap_bound", []):
+        click.echo(f"clean-cap\t{i['observation_id']}\t{cap_reason(i)}")
     if verbosity > 0:
         for o in report.get("collecting_observations", []):
             click.echo(f"collecting\t{o['id']}\t{o['nsubbands']} subbands")
@@ -129,6 +131,13 @@ def _render_plain(report: dict, verbosity: int = 0) -> None:
     m = report.get("measures")
     if m and (verbosity > 0 or m.get("stale")):
         click.echo("measures\t" + measures_line(m))
+
+
+def cap_reason(i: dict) -> str:
+    """Why an image is shallower than configured, and the knob."""
+    knob = "image.max_cycles" if i["stopped_by"] == "nmajor" else "image.niter"
+    return (f"CLEAN stopped on {i['stopped_by']} after {i['iterations']} iterations, "
+            f"{i['major_cycles']} major cycles, before its threshold (raise {knob})")
 
 
 def watch_line(w: dict) -> str:
@@ -180,6 +189,8 @@ def _render_rich(app: App, report: dict) -> None:
     if ungrouped:
         stuck.append(("ungrouped", "mosaic", f"{len(ungrouped)} imaged observation(s)",
                       f"wait for a group of {report.get('group_size', '?')} (mosaic.n)"))
+    stuck += [("CLEAN cap", "image", i["observation_id"], cap_reason(i))
+              for i in report.get("clean_cap_bound", [])]
     if stuck:
         t = Table("what", "step", "item", "why", title="needs attention")
         for row in stuck:

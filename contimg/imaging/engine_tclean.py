@@ -51,9 +51,29 @@ def stdout_to_stderr():
         os.close(saved)
 
 
+# tclean's stopcode (casatasks imager_base.getStopDescription) -> the record's stopped_by
+STOPPED_BY = {1: "niter", 2: "threshold", 3: "force stop", 4: "no change in peak residual",
+              5: "diverging", 6: "diverging", 7: "zero mask", 8: "threshold", 9: "nmajor"}
+
+
+def stop_record(rec, niter: int, nmajor: int) -> dict:
+    """The deconvolution record from tclean's summary (iterdone, nmajordone, stopcode).
+
+    ``cap_bound`` is what `contimg status` reports: CLEAN stopped on image.niter or
+    image.max_cycles rather than on its threshold, so the image is shallower than asked.
+    """
+    rec = rec if isinstance(rec, dict) else {}
+    code = int(rec.get("stopcode", 0) or 0)
+    stop = STOPPED_BY.get(code, f"stopcode {code}" if code else "unknown")
+    return {"iterations": int(rec.get("iterdone", 0) or 0),
+            "major_cycles": int(rec.get("nmajordone", 0) or 0), "stopped_by": stop,
+            "cap_bound": stop in ("niter", "nmajor"), "niter_cap": int(niter), "nmajor_cap": int(nmajor)}
+
+
 def run_tclean(tasks, ms: Path, imagename: Path, column: str, cell: float, imsize: list[int],
-               opts: ImageOptions) -> None:
-    """tclean with the options documented in ImageOptions (never masks by CASA's beam)."""
+               opts: ImageOptions) -> dict:
+    """tclean with the options documented in ImageOptions (never masks by CASA's beam);
+    returns its summary record."""
     gridder = "wproject" if opts.gridder == "wproject" else "standard"
     extra = {"wprojplanes": opts.wprojplanes} if gridder == "wproject" else {}
     with casa_call(imagename.parent):
@@ -68,6 +88,7 @@ def run_tclean(tasks, ms: Path, imagename: Path, column: str, cell: float, imsiz
             **extra)
     if not (imagename.parent / f"{imagename.name}.image").exists():
         raise ImagingError(f"{ms}: tclean made no image ({rec!r}); see the CASA log")
+    return rec
 
 
 def average_channels(tasks, ms: Path, out: Path, column: str, chanbin: int) -> Path:
@@ -101,7 +122,7 @@ def tclean_images(tasks, ms: Path, column: str, cell: float, imsize: list[int], 
         vis, vis_column = average_channels(tasks, ms, work / "avg.ms", column, chanbin), "data"
         lap("average")
     name = names["image_fits"][: -len(".image.fits")]
-    run_tclean(tasks, vis, work / name, vis_column, cell, imsize, opts)
+    rec = run_tclean(tasks, vis, work / name, vis_column, cell, imsize, opts)
     lap("tclean")
     export(tasks, work / f"{name}.image", products / names["image_fits"])
     export(tasks, work / f"{name}.residual", products / names["residual_fits"])
@@ -118,5 +139,5 @@ def tclean_images(tasks, ms: Path, column: str, cell: float, imsize: list[int], 
         img = wterm.correct_image(img, crpix, cdelt, plane["a"], plane["b"])
         res = wterm.correct_image(res, crpix, cdelt, plane["a"], plane["b"])
         lap("wterm")
-    info = {"niter_cap": opts.niter_for("tclean"), "nmajor_cap": int(opts.nmajor)}
+    info = stop_record(rec, opts.niter_for("tclean"), opts.nmajor)
     return hdr, img, res, info

@@ -115,3 +115,15 @@ def in_flight_observations(db: Database) -> list[dict]:
         " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = o.id AND j.state = 'dead')"
         " ORDER BY o.obs_mjd").fetchall()
     return [dict(r) for r in rows]
+
+
+def cap_bound_images(db: Database) -> list[dict]:
+    """Current images whose CLEAN stopped on image.niter or image.max_cycles, not on its
+    threshold (the imaging record's deconvolution.cap_bound): shallower than configured."""
+    rows = db.conn.execute(
+        "SELECT observation_id, json_extract(figures, '$.deconvolution.stopped_by') AS stopped_by,"
+        " json_extract(figures, '$.deconvolution.iterations') AS iterations,"
+        " json_extract(figures, '$.deconvolution.major_cycles') AS major_cycles"
+        " FROM images WHERE json_extract(figures, '$.deconvolution.cap_bound') = 1"
+        " ORDER BY start_mjd").fetchall()
+    return [dict(r) for r in rows]
