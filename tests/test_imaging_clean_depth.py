@@ -35,10 +35,10 @@ def test_issue14_status_names_images_whose_clean_stopped_on_a_cap(cli) -> None:
     db = Database(cli.home / "state.sqlite3")
     _record(db, OBS[0], stop_record({"iterdone": 1000, "nmajordone": 4, "stopcode": 1}, 1000, 10), 60841.1)
     _record(db, OBS[1], stop_record({"iterdone": 600, "nmajordone": 3, "stopcode": 8}, 1000, 10), 60841.2)
-    capped = cli.json("status")["clean_cap_bound"]
+    capped = cli.json("status")["shallow_clean"]
     assert [c["observation_id"] for c in capped] == [OBS[0]]
     assert capped[0]["stopped_by"] == "niter" and capped[0]["iterations"] == 1000
     result = cli("status")
     assert result.exit_code == 0, result.output
-    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("clean-cap"))
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("shallow-clean"))
     assert OBS[0] in line and "image.niter" in line and "1000 iterations" in line

@@ -149,6 +149,22 @@ def test_m1_ducc_reports_when_the_iteration_cap_bound():
     assert d["stopped_by"] == "niter" and d["cap_bound"] and d["iterations"] == 5
 
 
+def test_issue14_a_diverging_cycle_puts_the_best_model_back():
+    rng = np.random.default_rng(3)
+    model, res = rng.normal(size=(2, 8, 8)).astype(np.float32), rng.normal(size=(2, 8, 8)).astype(np.float32)
+    best = deconvolve.BestCycle(1.0, model, res)
+    model += 1.0
+    res *= 0.5
+    assert not best.diverged(0.5, model, res)          # better: becomes the best
+    kept_model, kept_res = model.copy(), res.copy()
+    model += 7.0
+    assert not best.diverged(0.7, model, res)          # worse, within the factor: go on
+    model += 3.0
+    res *= 10.0
+    assert best.diverged(0.5 * deconvolve.DIVERGENCE_FACTOR + 0.01, model, res)
+    assert np.array_equal(model, kept_model) and np.array_equal(res, kept_res)
+
+
 def test_m1_image_backend_is_validated(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="backend must be one of ducc, tclean"):
         ImageOptions(backend="wsclean")

@@ -116,8 +116,8 @@ def _render_plain(report: dict, verbosity: int = 0) -> None:
                    f"of {report.get('group_size', '?')}\t{ungrouped[0]}..{ungrouped[-1]}")
     if verbosity < 0:
         return
-    for i in report.get("clean_cap_bound", []):
-        click.echo(f"clean-cap\t{i['observation_id']}\t{cap_reason(i)}")
+    for i in report.get("shallow_clean", []):
+        click.echo(f"shallow-clean\t{i['observation_id']}\t{cap_reason(i)}")
     if verbosity > 0:
         for o in report.get("collecting_observations", []):
             click.echo(f"collecting\t{o['id']}\t{o['nsubbands']} subbands")
@@ -135,6 +135,9 @@ def _render_plain(report: dict, verbosity: int = 0) -> None:
 
 def cap_reason(i: dict) -> str:
     """Why an image is shallower than configured, and the knob."""
+    if i["stopped_by"] == "diverging":
+        return (f"CLEAN diverged after {i['iterations']} iterations; the best of {i['major_cycles']}"
+                " major cycles was kept (try image.backend = tclean for this one)")
     knob = "image.max_cycles" if i["stopped_by"] == "nmajor" else "image.niter"
     return (f"CLEAN stopped on {i['stopped_by']} after {i['iterations']} iterations, "
             f"{i['major_cycles']} major cycles, before its threshold (raise {knob})")
@@ -189,8 +192,8 @@ def _render_rich(app: App, report: dict) -> None:
     if ungrouped:
         stuck.append(("ungrouped", "mosaic", f"{len(ungrouped)} imaged observation(s)",
                       f"wait for a group of {report.get('group_size', '?')} (mosaic.n)"))
-    stuck += [("CLEAN cap", "image", i["observation_id"], cap_reason(i))
-              for i in report.get("clean_cap_bound", [])]
+    stuck += [("shallow CLEAN", "image", i["observation_id"], cap_reason(i))
+              for i in report.get("shallow_clean", [])]
     if stuck:
         t = Table("what", "step", "item", "why", title="needs attention")
         for row in stuck:

@@ -42,7 +42,7 @@ def collect_status(db: Database, *, step: str | None = None, failed_only: bool =
         "stale_products": mosaics.stale_staged(db, stale_after_s),
         "held_products": [p for p in mosaics.list_products(db, states=("held", "failed"))],
         "ungrouped_images": ungrouped_images(db),
-        "clean_cap_bound": images.cap_bound_images(db),  # shallower than asked (issue 14)
+        "shallow_clean": images.shallow_clean_images(db),  # shallower than asked (issue 14)
         "products": [{k: p[k] for k in ("id", "state", "published_dir", "qa_status")}
                      for p in mosaics.list_products(db)][-limit:],
     }

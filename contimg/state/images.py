@@ -117,13 +117,14 @@ def in_flight_observations(db: Database) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def cap_bound_images(db: Database) -> list[dict]:
-    """Current images whose CLEAN stopped on image.niter or image.max_cycles, not on its
-    threshold (the imaging record's deconvolution.cap_bound): shallower than configured."""
+def shallow_clean_images(db: Database) -> list[dict]:
+    """Current images whose CLEAN stopped on image.niter or image.max_cycles (the record's
+    deconvolution.cap_bound) or on divergence, not on its threshold: shallower than asked."""
     rows = db.conn.execute(
         "SELECT observation_id, json_extract(figures, '$.deconvolution.stopped_by') AS stopped_by,"
         " json_extract(figures, '$.deconvolution.iterations') AS iterations,"
         " json_extract(figures, '$.deconvolution.major_cycles') AS major_cycles"
         " FROM images WHERE json_extract(figures, '$.deconvolution.cap_bound') = 1"
+        " OR json_extract(figures, '$.deconvolution.stopped_by') = 'diverging'"
         " ORDER BY start_mjd").fetchall()
     return [dict(r) for r in rows]
