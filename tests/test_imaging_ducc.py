@@ -118,6 +118,27 @@ def test_m1_psf_fit_recovers_a_gaussian_beam():
     assert got[2] == pytest.approx(pa, abs=1.0)
 
 
+def test_issue14_psf_fit_ignores_near_sidelobes_that_touch_the_main_lobe():
+    """The 48-antenna PSF has sidelobes of 0.34-0.44 right beside its main lobe: whether
+    they joined the fitted region decided between a 33 and a 46 arcsec beam (the mosaic's
+    beam check then held the hour). Sidelobes just above and below 0.35, touching the
+    core, must give the beam of the core alone."""
+    cell = np.radians(2 / 3600)  # 15 x 7.5 pixels: sampled well enough to tell
+    maj, mnr, pa = 30.0, 15.0, 90.0
+    k = deconvolve.gaussian_kernel((maj, mnr, pa), cell)
+    r = k.shape[0] // 2
+    fits_ = []
+    for level in (0.34, 0.37):
+        psf = np.zeros((256, 256))
+        psf[128 - r:128 + r + 1, 128 - r:128 + r + 1] = k
+        for dx in (-11, 11):  # along the major axis (E-W): a 0.37 peak joins the 0.35 contour
+            win = psf[128 - r:128 + r + 1, 128 - r + dx:128 + r + 1 + dx]
+            np.maximum(win, k * level, out=win)
+        fits_.append(deconvolve.fit_beam(psf, cell))
+    for got in fits_:
+        assert got[0] == pytest.approx(maj, rel=0.05) and got[1] == pytest.approx(mnr, rel=0.05), fits_
+
+
 def _clean(niter, nmajor=10):
     uvw = _array(nant=30, ntimes=6)
     rng = np.random.default_rng(5)

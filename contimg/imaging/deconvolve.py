@@ -21,7 +21,11 @@ from scipy import ndimage, optimize, signal
 from . import gridder
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-PSF_CUTOFF = 0.35  # fit the PSF's main lobe above this level (tclean's psfcutoff)
+# Fit the PSF's main lobe above half power. tclean's psfcutoff (0.35) let the fit jump
+# between 33 and 46 arcsec on the 48-antenna array, whose near sidelobes reach 0.34-0.44
+# and join the connected region or not with each observation's flags; above 0.5 the two
+# observations gave 31.6 and 30.9 arcsec (docs/imaging.md).
+PSF_CUTOFF = 0.5
 # A major cycle that leaves the peak residual this many times above the best one so far
 # has diverged (seen on the end-to-end sky: 0.10 -> 0.59 Jy with +-2.5 Jy components):
 # the best cycle's model and residual are kept and CLEAN stops ("diverging"; `status`).
@@ -30,7 +34,7 @@ DIVERGENCE_FACTOR = 1.5
 
 def fit_beam(psf: np.ndarray, cell_rad: float, half: int = 64) -> tuple[float, float, float]:
     """Elliptical Gaussian fitted to the PSF main lobe (connected pixels >= PSF_CUTOFF
-    around the centre, as tclean does): (major, minor FWHM arcsec, PA deg east of north)."""
+    around the centre): (major, minor FWHM arcsec, PA deg east of north)."""
     ny, nx = psf.shape
     cy, cx = ny // 2, nx // 2
     box = psf[cy - half:cy + half, cx - half:cx + half] / psf[cy, cx]
