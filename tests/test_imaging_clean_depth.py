@@ -7,7 +7,7 @@ from __future__ import annotations
 from contimg.imaging.engine_tclean import stop_record
 from contimg.state import Database, images
 
-OBS = ("20250615T032731", "20250615T033240")
+OBS = ("20250615T032731", "20250615T033240", "20250615T033749")
 
 
 def test_issue14_tclean_stopcodes_map_to_the_record() -> None:
@@ -42,3 +42,16 @@ def test_issue14_status_names_images_whose_clean_stopped_on_a_cap(cli) -> None:
     assert result.exit_code == 0, result.output
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("shallow-clean"))
     assert OBS[0] in line and "image.niter" in line and "1000 iterations" in line
+
+
+def test_issue14_status_lists_only_the_latest_shallow_images_and_counts_all(home) -> None:
+    """Months of capped images must not flood `status`: the latest `limit`, and the count."""
+    from contimg.ops.status import collect_status
+
+    db = Database(home / "state.sqlite3")
+    capped = stop_record({"iterdone": 1000, "nmajordone": 4, "stopcode": 1}, 1000, 10)
+    for k, obs in enumerate(OBS):
+        _record(db, obs, capped, 60841.1 + 0.01 * k)
+    report = collect_status(db, limit=2)
+    assert report["shallow_clean_count"] == 3
+    assert [i["observation_id"] for i in report["shallow_clean"]] == list(OBS[1:])

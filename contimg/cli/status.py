@@ -118,6 +118,9 @@ def _render_plain(report: dict, verbosity: int = 0) -> None:
         return
     for i in report.get("shallow_clean", []):
         click.echo(f"shallow-clean\t{i['observation_id']}\t{cap_reason(i)}")
+    if report.get("shallow_clean_count", 0) > len(report.get("shallow_clean", [])):
+        click.echo(f"shallow-clean\t{report['shallow_clean_count']} image(s) in all; the latest "
+                   f"{len(report['shallow_clean'])} are listed")
     if verbosity > 0:
         for o in report.get("collecting_observations", []):
             click.echo(f"collecting\t{o['id']}\t{o['nsubbands']} subbands")

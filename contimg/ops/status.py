@@ -26,6 +26,7 @@ def collect_status(db: Database, *, step: str | None = None, failed_only: bool =
     failures = jobs.list_jobs(db, step=step, states=("failed", "dead"), since=since)
     waiting = [j for j in jobs.list_jobs(db, step=step, states=("pending",), since=since)
                if j.last_error]
+    shallow = images.shallow_clean_images(db)
     report = {
         "counts": counts,
         "failures": [_job_dict(j) for j in failures[-limit:]],
@@ -42,7 +43,8 @@ def collect_status(db: Database, *, step: str | None = None, failed_only: bool =
         "stale_products": mosaics.stale_staged(db, stale_after_s),
         "held_products": [p for p in mosaics.list_products(db, states=("held", "failed"))],
         "ungrouped_images": ungrouped_images(db),
-        "shallow_clean": images.shallow_clean_images(db),  # shallower than asked (issue 14)
+        "shallow_clean": shallow[-limit:],  # CLEAN shallower than asked (issue 14): the latest
+        "shallow_clean_count": len(shallow),
         "products": [{k: p[k] for k in ("id", "state", "published_dir", "qa_status")}
                      for p in mosaics.list_products(db)][-limit:],
     }
