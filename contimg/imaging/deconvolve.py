@@ -9,6 +9,16 @@ rms (a map of rms in windows of ``rms_window`` beams), which is what lets CLEAN 
 deep near bright sources without building up sidelobe components elsewhere.
 Every major cycle re-predicts the whole model from the data (degrid per sub-band,
 subtract, grid), so minor-cycle approximations never accumulate.
+
+The DSA-110 does not track: during an observation every source off the meridian drifts
+through the primary beam, so its visibilities are weighted by a gain that changes by up
+to 5x in 309 s, while the uv points move with the rephasing.  No constant sky
+reproduces that; one PSF for the whole observation left sources 1.5 deg out with 3x
+the thermal residual and CLEAN components on the PSF's north-south sidelobes (the
+"north-south bump").  So the images are also split into ``time_intervals`` contiguous
+intervals, each with its own PSF, and radler cleans all (interval, sub-band) images
+jointly with no spectral constraint across them: a component keeps one position and
+takes each interval's own flux (docs/imaging.md).
 """
 
 from __future__ import annotations
@@ -102,13 +112,16 @@ class BestCycle:
         return False
 
 
-def settings_for(opts, nbands: int, shape, cell_rad: float, niter: int, threads: int):
-    """radler.Settings from ImageOptions (see ImageOptions for each option's reason)."""
+def settings_for(opts, nparts: int, shape, cell_rad: float, niter: int, threads: int,
+                 fit_spectrum: bool = True):
+    """radler.Settings from ImageOptions (see ImageOptions for each option's reason).
+    fit_spectrum: a polynomial across the images (sub-bands only); False when the images
+    are also time intervals, whose fluxes differ by the primary-beam drift, not a spectrum."""
     import radler as rd
 
     s = rd.Settings()
     s.trimmed_image_width, s.trimmed_image_height = shape[1], shape[0]
-    s.channels_out = nbands
+    s.channels_out = nparts
     s.pixel_scale.x = s.pixel_scale.y = cell_rad
     s.thread_count = threads
     s.minor_iteration_count = int(niter)
@@ -120,45 +133,71 @@ def settings_for(opts, nbands: int, shape, cell_rad: float, niter: int, threads:
     if opts.rms_window > 0:  # 0: thresholds against the global rms
         s.local_rms.method = rd.LocalRmsMethod.rms_window
         s.local_rms.window = float(opts.rms_window)
-    s.spectral_fitting.mode = rd.SpectralFittingMode.polynomial
-    s.spectral_fitting.terms = min(int(opts.spectral_terms), nbands)
+    if fit_spectrum:
+        s.spectral_fitting.mode = rd.SpectralFittingMode.polynomial
+        s.spectral_fitting.terms = min(int(opts.spectral_terms), nparts)
+    else:
+        s.spectral_fitting.mode = rd.SpectralFittingMode.no_fitting
     s.algorithm_type = rd.AlgorithmType.multiscale if opts.multiscale else rd.AlgorithmType.generic_clean
     return s
 
 
+def time_intervals(time: np.ndarray, n: int) -> list[np.ndarray]:
+    """Row indices of ``n`` contiguous intervals with (nearly) equal numbers of integrations
+    (fewer if there are fewer integrations); rows keep their order."""
+    ut, inv = np.unique(time, return_inverse=True)
+    n = max(1, min(int(n), ut.size))
+    group = inv * n // ut.size
+    return [np.flatnonzero(group == k) for k in range(n)]
+
+
+def split(data: dict, bands: list[slice], intervals: list[np.ndarray]) -> list[dict]:
+    """One contiguous part per (time interval, sub-band): uvw, freqs, vis, iw (ducc0 is
+    slow on strided input).  vis and iw are taken out of ``data``: the parts replace them."""
+    parts = []
+    for rows in intervals:
+        whole = rows.size == data["uvw"].shape[0]
+        uvw = data["uvw"] if whole else np.ascontiguousarray(data["uvw"][rows])
+        for b in bands:
+            vis = data["vis"][:, b] if whole else data["vis"][rows, b]
+            iw = data["iw"][:, b] if whole else data["iw"][rows, b]
+            parts.append({"uvw": uvw, "freqs": data["freqs"][b], "vis": np.ascontiguousarray(vis),
+                          "iw": np.ascontiguousarray(iw)})
+    del data["vis"], data["iw"]
+    return parts
+
+
 def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: int,
-          threads: int) -> dict:
+          threads: int, intervals: list[np.ndarray] | None = None) -> dict:
     """Deconvolve; returns MFS restored/residual/model images, beam, per-cycle timings.
 
     data: uvw, vis, freqs, iw (imaging weights, 0 = flagged) from visread + briggs_weights;
-    vis and iw are taken out of it (re-stored per sub-band).
+    vis and iw are taken out of it (re-stored per part).  intervals: row indices of the
+    time intervals (None: one).  The images are one per (interval, sub-band).
     """
     import radler as rd
 
-    uvw, freqs = data["uvw"], data["freqs"]
-    # contiguous per-sub-band copies (ducc0 is slow on strided input); the originals go
-    vis = [np.ascontiguousarray(data["vis"][:, b]) for b in bands]
-    iw = [np.ascontiguousarray(data["iw"][:, b]) for b in bands]
-    del data["vis"], data["iw"]
-    nb = len(bands)
+    intervals = intervals or [np.arange(data["uvw"].shape[0])]
+    parts = split(data, bands, intervals)
+    nb = len(parts)
     ny, nx = shape
     psf = np.zeros((nb, ny, nx), np.float32)
     res = np.zeros((nb, ny, nx), np.float32)
     model = np.zeros((nb, ny, nx), np.float32)
     norm = np.zeros(nb)
     t0 = time.monotonic()
-    for i, b in enumerate(bands):
-        p = gridder.grid(uvw, freqs[b], np.ones_like(vis[i]), iw[i], shape, cell_rad, threads)
-        norm[i] = p[ny // 2, nx // 2]
-        psf[i] = p / norm[i]
-        res[i] = gridder.grid(uvw, freqs[b], vis[i], iw[i], shape, cell_rad, threads) / norm[i]
+    for i, p in enumerate(parts):
+        g = gridder.grid(p["uvw"], p["freqs"], np.ones_like(p["vis"]), p["iw"], shape, cell_rad, threads)
+        norm[i] = g[ny // 2, nx // 2]
+        psf[i] = g / norm[i]
+        res[i] = gridder.grid(p["uvw"], p["freqs"], p["vis"], p["iw"], shape, cell_rad, threads) / norm[i]
     t_psf = time.monotonic() - t0
     wsum = norm / norm.sum()
     psf_mfs = np.tensordot(wsum, psf, axes=1)
     beam = fit_beam(psf_mfs, cell_rad)
     del psf_mfs
-    fedges = np.array([[freqs[b].min(), freqs[b].max()] for b in bands])
-    settings = settings_for(opts, nb, shape, cell_rad, niter, threads)
+    fedges = np.array([[p["freqs"].min(), p["freqs"].max()] for p in parts])
+    settings = settings_for(opts, nb, shape, cell_rad, niter, threads, fit_spectrum=len(intervals) == 1)
     engine = rd.Radler(settings, psf, res, model, np.radians(beam[0] / 3600.0), nb, fedges, norm,
                        rd.Polarization.stokes_i)
     cycles, more, k, diverged = [], True, 0, False
@@ -167,10 +206,10 @@ def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: i
         t1 = time.monotonic()
         more = engine.perform(k)
         t2 = time.monotonic()
-        for i, b in enumerate(bands):  # full re-prediction: residual = grid(V - degrid(model))
-            mv = gridder.degrid(uvw, freqs[b], model[i], cell_rad, threads)
-            np.subtract(vis[i], mv, out=mv)
-            res[i] = gridder.grid(uvw, freqs[b], mv, iw[i], shape, cell_rad, threads) / norm[i]
+        for i, p in enumerate(parts):  # full re-prediction: residual = grid(V - degrid(model))
+            mv = gridder.degrid(p["uvw"], p["freqs"], model[i], cell_rad, threads)
+            np.subtract(p["vis"], mv, out=mv)
+            res[i] = gridder.grid(p["uvw"], p["freqs"], mv, p["iw"], shape, cell_rad, threads) / norm[i]
         del mv
         k += 1
         peak = float(np.abs(np.tensordot(wsum, res, axes=1)).max())
@@ -188,5 +227,7 @@ def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: i
     return {"residual": res_mfs, "model": model_mfs, "beam": beam, "psf_s": round(t_psf, 2),
             "deconvolution": {"major_cycles": k, "iterations": iters, "stopped_by": stop,
                               "cap_bound": stop in ("niter", "nmajor"), "niter_cap": int(niter),
-                              "nmajor_cap": int(opts.nmajor), "subbands": nb,
-                              "band_hz": fedges.tolist(), "cycles": cycles}}
+                              "nmajor_cap": int(opts.nmajor), "subbands": len(bands),
+                              "time_intervals": len(intervals),
+                              "band_hz": [[float(b.min()), float(b.max())] for b in
+                                          (data["freqs"][s] for s in bands)], "cycles": cycles}}

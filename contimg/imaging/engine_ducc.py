@@ -74,8 +74,10 @@ def ducc_images(ms: Path, column: str, summary: dict, cell: float, imsize: list[
                                         shape, cell_rad)
     lap("weights")
     bands = subbands(data["freqs"].size, opts.nsubbands)
+    intervals = deconvolve.time_intervals(data.pop("time"), opts.time_intervals)
     with stdout_to_stderr():  # radler reports each cycle on fd 1: keep stdout for --json callers
-        out = deconvolve.clean(data, bands, shape, cell_rad, opts, opts.niter_for("ducc"), nthreads)
+        out = deconvolve.clean(data, bands, shape, cell_rad, opts, opts.niter_for("ducc"), nthreads,
+                               intervals)
     freqs = data["freqs"]
     del data
     lap("clean")

@@ -47,6 +47,10 @@ class ImageOptions:
         (tclean's nsigma: re-measured every major cycle; None = 4; ducc: None = 2).
     major_gain: fraction of the peak residual cleaned per minor cycle (ducc; WSClean's
         mgain).  multiscale: radler's multi-scale CLEAN instead of Hogbom-style (ducc).
+    time_intervals: ducc cleans this many contiguous time intervals of the observation
+        jointly, each with its own PSF, because the drift through the primary beam makes
+        every off-meridian source's flux change during the observation (deconvolve.py;
+        1 = one PSF, the north-south sidelobe bump of docs/imaging.md).
     gridder: "coplanar" (default) = tclean's standard gridder plus an exact image-plane
         correction of the w-term for a coplanar snapshot (the DSA-110 is flat to
         ~0.7 m rms and an observation lasts 5 min; docs/imaging.md); "wproject" = CASA
@@ -73,6 +77,7 @@ class ImageOptions:
     rms_window: float = 0.0
     nsubbands: int = 2
     spectral_terms: int = 2
+    time_intervals: int = 4
     major_gain: float = 0.8
     multiscale: bool = False
     gridder: str = "coplanar"
@@ -85,8 +90,8 @@ class ImageOptions:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"image backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.nsubbands < 1 or self.spectral_terms < 1:
-            raise ValueError("nsubbands and spectral_terms must be >= 1")
+        if self.nsubbands < 1 or self.spectral_terms < 1 or self.time_intervals < 1:
+            raise ValueError("nsubbands, spectral_terms and time_intervals must be >= 1")
         if not 0 < self.major_gain <= 1:
             raise ValueError("major_gain must be in (0, 1]")
         if self.gridder not in GRIDDERS:

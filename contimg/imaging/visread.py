@@ -24,7 +24,7 @@ from .options import ImagingError
 
 BLOCK_BYTES = 64 * 1024**2  # raw column bytes per read: bounds the child's transient memory
 PARALLEL_HANDS = ((9, 12), (5, 8))  # (XX, YY), (RR, LL)
-PARTS = ("uvw", "vis", "weight", "freqs")
+PARTS = ("uvw", "time", "vis", "weight", "freqs")
 
 
 def _hands(corr_types) -> list[int]:
@@ -56,7 +56,7 @@ def reduce_block(data, flag, weight, hands: list[int], chanbin: int):
 
 
 def read_ms(ms: str, column: str, chanbin: int, out: Path) -> None:
-    """The child's work (python-casacore): write uvw, vis, weight, freqs .npy into ``out``."""
+    """The child's work (python-casacore): write uvw, time, vis, weight, freqs .npy into ``out``."""
     from casacore.tables import table
 
     colname = "CORRECTED_DATA" if column == "corrected" else "DATA"
@@ -73,6 +73,7 @@ def read_ms(ms: str, column: str, chanbin: int, out: Path) -> None:
     with table(ms, ack=False) as t:
         keep = (t.getcol("ANTENNA1") != t.getcol("ANTENNA2")) & ~t.getcol("FLAG_ROW")
         uvw = np.asarray(t.getcol("UVW"), float)[keep]
+        mjd_s = np.asarray(t.getcol("TIME"), float)[keep]
         wspec = "WEIGHT_SPECTRUM" in t.colnames() and t.iscelldefined("WEIGHT_SPECTRUM", 0)
         vis = np.lib.format.open_memmap(out / "vis.npy", "w+", np.complex64, (int(keep.sum()), nout))
         wgt = np.lib.format.open_memmap(out / "weight.npy", "w+", np.float32, (int(keep.sum()), nout))
@@ -94,12 +95,14 @@ def read_ms(ms: str, column: str, chanbin: int, out: Path) -> None:
         vis.flush()
         wgt.flush()
     np.save(out / "uvw.npy", uvw)
+    np.save(out / "time.npy", mjd_s)
     np.save(out / "freqs.npy", freqs.reshape(nout, chanbin).mean(axis=1))
 
 
 def read_stokes_i(ms: Path, column: str, chanbin: int, work: Path) -> dict:
     """Unflagged cross-correlations of ``ms`` as Stokes I, read by a child process into
-    ``work``.  column: "corrected" or "data".  Returns uvw (nrow, 3) float64 metres, vis
+    ``work``.  column: "corrected" or "data".  Returns uvw (nrow, 3) float64 metres, time
+    (nrow,) float64 MJD seconds, vis
     (nrow, nchan_out) complex64, weight (nrow, nchan_out) float32 (0 = flagged), freqs
     (nchan_out,) Hz (means of the averaged channels)."""
     work = Path(work)

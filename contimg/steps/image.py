@@ -38,7 +38,8 @@ def image_options(cfg):
     return ImageOptions(robust=cfg.image_robust, niter=cfg.image_niter or None,
                         threshold_sigma=cfg.image_threshold_sigma or None, backend=cfg.image_backend,
                         mask_sigma=cfg.image_mask_sigma, nmajor=cfg.image_max_cycles,
-                        imsize=cfg.image_imsize or None, cell_arcsec=cfg.image_cell_arcsec or None)
+                        imsize=cfg.image_imsize or None, cell_arcsec=cfg.image_cell_arcsec or None,
+                        time_intervals=cfg.image_time_intervals)
 
 
 def prepare(ctx, job: Job) -> ImageOrder:
