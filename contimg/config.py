@@ -84,7 +84,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("image", "niter", int, 0, "maximum CLEAN iterations (0: the backend's default, tclean 1000, ducc 100000 as a guard only)", hi=10**9),
     Option("image", "threshold_sigma", float, 0.0, "CLEAN down to this many times the measured noise (0: the backend's default, tclean 4, ducc 2)"),
     Option("image", "mask_sigma", float, 4.0, "ducc: the automatic CLEAN mask holds components found down to this many times the noise", lo=0.5, hi=100.0),
-    Option("image", "time_intervals", int, 2, "ducc: clean this many time intervals of an observation jointly, each with its own PSF (sources drift through the primary beam; 1 = one PSF); memory grows with it", lo=1, hi=24),
+    Option("image", "time_intervals", int, 4, "ducc: clean this many time intervals of an observation jointly, each with its own PSF (sources drift through the primary beam; 1 = one PSF); memory grows with it", lo=1, hi=24),
     Option("image", "max_cycles", int, 10, "major cycles at most (each one a full degrid + grid); the image record says if this bound", lo=1, hi=100),
     Option("image", "imsize", int, 0, "image size in pixels (0: cover the primary beam to 20 %)", hi=65536),
     Option("image", "cell_arcsec", float, 0.0, "pixel size (0: about a quarter of the synthesized beam)"),

@@ -5,11 +5,7 @@ baseline at the top of the band (a coarser cell would drop the outrigger baselin
 off the uv grid).  The DSA-110 robust-0 PSF is a narrow spike (outriggers, ~16
 arcsec) on a broad pedestal (the dense core): CASA's Gaussian fit to it is ~60 x 40
 arcsec for the full array, so the cell is ~1/3 of the spike and ~1/8-1/10 of the
-fitted beam.  The ducc backend uses lambda_min / uv_max / 4.5: CLEAN components sit
-on pixel centres, and at 1/3 a source half a pixel off a centre was modelled with 3 %
-of its flux on the PSF's 0.48 north-south sidelobes 27 arcsec away, restored as false
-sources; at 1/4.5 it is 0.5 % (docs/imaging.md).  tclean keeps 1/3 (it stops
-shallower, and its time grows with the pixels).  The field follows the HA- and band-averaged primary beam down to
+fitted beam.  The field follows the HA- and band-averaged primary beam down to
 pb_cutoff, plus 5 % (docs/imaging.md).
 """
 
@@ -21,7 +17,7 @@ from . import pbeam
 
 C_M_S = 299792458.0
 FIELD_MARGIN = 1.05
-CELL_NYQUIST_FRACTION = {"tclean": 1 / 3, "ducc": 1 / 4.5}  # of lambda_min / uv_max
+CELL_NYQUIST_FRACTION = 1 / 3  # of lambda_min / uv_max (a finer ducc cell: docs/imaging.md)
 
 
 def good_size(n: int) -> int:
@@ -44,8 +40,7 @@ def choose_geometry(summary: dict, opts, beam_kw: dict) -> tuple[float, list[int
     cell = opts.cell_arcsec
     if cell is None:
         lam_min = C_M_S / summary["f_max"]
-        fraction = CELL_NYQUIST_FRACTION[opts.backend]
-        cell = np.floor(np.degrees(lam_min / summary["uv_max_m"] * fraction) * 36000) / 10
+        cell = np.floor(np.degrees(lam_min / summary["uv_max_m"] * CELL_NYQUIST_FRACTION) * 36000) / 10
         cell = max(0.1, float(cell))
     if opts.imsize is not None:
         return float(cell), [int(opts.imsize), int(opts.imsize)], notes

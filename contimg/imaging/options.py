@@ -51,9 +51,8 @@ class ImageOptions:
         jointly, each with its own PSF, because the drift through the primary beam makes
         every off-meridian source's flux change during the observation (deconvolve.py;
         1 = one PSF, the north-south sidelobe bump of docs/imaging.md).  Memory grows
-        with time_intervals x nsubbands images (radler: ~55 bytes per pixel each): 2 x 1
-        keeps a full-size observation near 2.5 GB; 4 x 2 took 5.7 GB on the 48-antenna
-        science image and was killed by the kernel with two workers.
+        with time_intervals x nsubbands images (radler: ~55 bytes per pixel each): 4 x 2
+        on a 2880 x 3000 image is ~3.8 GB; at a 2.3x finer cell it took 5.7 GB.
     gridder: "coplanar" (default) = tclean's standard gridder plus an exact image-plane
         correction of the w-term for a coplanar snapshot (the DSA-110 is flat to
         ~0.7 m rms and an observation lasts 5 min; docs/imaging.md); "wproject" = CASA
@@ -78,9 +77,9 @@ class ImageOptions:
     backend: str = "tclean"
     mask_sigma: float = 4.0
     rms_window: float = 0.0
-    nsubbands: int = 1
+    nsubbands: int = 2
     spectral_terms: int = 2
-    time_intervals: int = 2
+    time_intervals: int = 4
     major_gain: float = 0.8
     multiscale: bool = False
     gridder: str = "coplanar"
