@@ -101,10 +101,10 @@ def read_ms(ms: str, column: str, chanbin: int, out: Path) -> None:
 
 def read_stokes_i(ms: Path, column: str, chanbin: int, work: Path) -> dict:
     """Unflagged cross-correlations of ``ms`` as Stokes I, read by a child process into
-    ``work``.  column: "corrected" or "data".  Returns uvw (nrow, 3) float64 metres, time
-    (nrow,) float64 MJD seconds, vis
-    (nrow, nchan_out) complex64, weight (nrow, nchan_out) float32 (0 = flagged), freqs
-    (nchan_out,) Hz (means of the averaged channels)."""
+    ``work``.  column: "corrected" or "data".  Returns uvw (nrow, 3) float64 metres,
+    time (nrow,) float64 MJD seconds, vis (nrow, nchan_out) complex64, weight (nrow,
+    nchan_out) float32 (0 = flagged), freqs (nchan_out,) Hz (means of the averaged
+    channels)."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run([sys.executable, "-m", "contimg.imaging.visread", str(ms), column, str(chanbin),
