@@ -133,7 +133,7 @@ def image_ms(ms: Path, out_dir: Path, name: str, opts: ImageOptions | None = Non
             from .engine_ducc import ducc_images
 
             hdr, img, res, deconv = ducc_images(ms, column, summary, cell, imsize, chanbin,
-                                                plane, opts, work, stage_done)
+                                                plane, opts, work, stage_done, beam_kw)
             shutil.rmtree(work, ignore_errors=True)
         t = clock[0]
         fix_observatory(hdr)

@@ -15,10 +15,14 @@ through the primary beam, so its visibilities are weighted by a gain that change
 to 5x in 309 s, while the uv points move with the rephasing.  No constant sky
 reproduces that; one PSF for the whole observation left sources 1.5 deg out with 3x
 the thermal residual and CLEAN components on the PSF's north-south sidelobes (the
-"north-south bump").  So the images are also split into ``time_intervals`` contiguous
-intervals, each with its own PSF, and radler cleans all (interval, sub-band) images
-jointly with no spectral constraint across them: a component keeps one position and
-takes each interval's own flux (docs/imaging.md).
+"north-south bump").  Two remedies (``image.drift``, docs/imaging.md):
+- "beam": radler cleans the mean apparent sky (one image per sub-band, one PSF), and
+  every major cycle predicts each of ``time_intervals`` intervals from that model times
+  the interval's primary beam over the mean one (pbeam.drift_ratios), so the residual
+  is exact for the modelled beam and the memory stays that of one interval;
+- "images": radler cleans all (interval, sub-band) images jointly, each with its own
+  PSF, with no spectral constraint across them (a component keeps one position and
+  takes each interval's own flux); memory grows with the number of images.
 """
 
 from __future__ import annotations
@@ -167,18 +171,47 @@ def split(data: dict, bands: list[slice], intervals: list[np.ndarray]) -> list[d
     return parts
 
 
+def rows_of(rows: np.ndarray):
+    """A slice for a contiguous run of row indices (views, no copy), else the indices."""
+    if rows.size and rows[-1] - rows[0] + 1 == rows.size:
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+
+
+def predict(p: dict, model: np.ndarray, cell_rad: float, threads: int, intervals=None,
+            ratios=None, band: int = 0) -> np.ndarray:
+    """Model visibilities of one part; with ``ratios`` (pbeam.DriftRatios) each time
+    interval's rows are predicted from the model times that interval's beam ratio in
+    this band (the drift, module doc), evaluated at the model's non-zero pixels only."""
+    if ratios is None:
+        return gridder.degrid(p["uvw"], p["freqs"], model, cell_rad, threads)
+    ys, xs = np.nonzero(model)
+    flux = model[ys, xs]
+    scaled = np.zeros_like(model)
+    mv = np.empty_like(p["vis"])
+    for k, rows in enumerate(intervals):
+        scaled[ys, xs] = flux * ratios.at(k, band, ys, xs)
+        sel = rows_of(rows)
+        uvw = p["uvw"][sel] if isinstance(sel, slice) else np.ascontiguousarray(p["uvw"][sel])
+        mv[sel] = gridder.degrid(uvw, p["freqs"], scaled, cell_rad, threads)
+    return mv
+
+
 def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: int,
-          threads: int, intervals: list[np.ndarray] | None = None) -> dict:
+          threads: int, intervals: list[np.ndarray] | None = None, ratios=None) -> dict:
     """Deconvolve; returns MFS restored/residual/model images, beam, per-cycle timings.
 
     data: uvw, vis, freqs, iw (imaging weights, 0 = flagged) from visread + briggs_weights;
     vis and iw are taken out of it (re-stored per part).  intervals: row indices of the
-    time intervals (None: one).  The images are one per (interval, sub-band).
+    time intervals (None: one).  ratios: None = one image per (interval, sub-band);
+    else pbeam.DriftRatios (n_intervals x n_bands) and one image per sub-band, each
+    interval predicted through its ratio (module doc).
     """
     import radler as rd
 
     intervals = intervals or [np.arange(data["uvw"].shape[0])]
-    parts = split(data, bands, intervals)
+    joint = intervals if ratios is None else [np.arange(data["uvw"].shape[0])]
+    parts = split(data, bands, joint)
     nb = len(parts)
     ny, nx = shape
     psf = np.zeros((nb, ny, nx), np.float32)
@@ -197,7 +230,7 @@ def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: i
     beam = fit_beam(psf_mfs, cell_rad)
     del psf_mfs
     fedges = np.array([[p["freqs"].min(), p["freqs"].max()] for p in parts])
-    settings = settings_for(opts, nb, shape, cell_rad, niter, threads, fit_spectrum=len(intervals) == 1)
+    settings = settings_for(opts, nb, shape, cell_rad, niter, threads, fit_spectrum=len(joint) == 1)
     engine = rd.Radler(settings, psf, res, model, np.radians(beam[0] / 3600.0), nb, fedges, norm,
                        rd.Polarization.stokes_i)
     cycles, more, k, diverged = [], True, 0, False
@@ -207,7 +240,7 @@ def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: i
         more = engine.perform(k)
         t2 = time.monotonic()
         for i, p in enumerate(parts):  # full re-prediction: residual = grid(V - degrid(model))
-            mv = gridder.degrid(p["uvw"], p["freqs"], model[i], cell_rad, threads)
+            mv = predict(p, model[i], cell_rad, threads, intervals, ratios, i)
             np.subtract(p["vis"], mv, out=mv)
             res[i] = gridder.grid(p["uvw"], p["freqs"], mv, p["iw"], shape, cell_rad, threads) / norm[i]
         del mv
@@ -229,5 +262,6 @@ def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: i
                               "cap_bound": stop in ("niter", "nmajor"), "niter_cap": int(niter),
                               "nmajor_cap": int(opts.nmajor), "subbands": len(bands),
                               "time_intervals": len(intervals),
+                              "drift": "images" if ratios is None else "beam",
                               "band_hz": [[float(b.min()), float(b.max())] for b in
                                           (data["freqs"][s] for s in bands)], "cycles": cycles}}

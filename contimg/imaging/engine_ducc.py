@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import deconvolve, gridder, visread
+from . import deconvolve, gridder, pbeam, visread
 from .engine_tclean import stdout_to_stderr
 from .options import ImageOptions, ImagingError
 
@@ -58,9 +58,25 @@ def header(summary: dict, cell: float, shape, freqs: np.ndarray, beam, plane: di
     return h
 
 
+def drift_ratios(hdr, shape, freqs: np.ndarray, bands: list[slice], n: int, beam_kw: dict):
+    """pbeam.drift_ratios on this image's grid, per sub-band (deconvolve: drift 'beam')."""
+    import warnings
+
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs2 = WCS(hdr).celestial
+    bands_hz = [pbeam.band_samples(freqs[b].min(), freqs[b].max(), 4) for b in bands]
+    kw = {k: beam_kw[k] for k in ("pointing_dec_deg", "start_mjd", "end_mjd")}
+    return pbeam.drift_ratios(wcs2, shape, n_intervals=n, bands_hz=bands_hz, **kw)
+
+
 def ducc_images(ms: Path, column: str, summary: dict, cell: float, imsize: list[int],
-                chanbin: int, plane: dict, opts: ImageOptions, work: Path, lap) -> tuple:
-    """(4-D header, restored image, residual, deconvolution info).  ``lap(key)`` times a stage."""
+                chanbin: int, plane: dict, opts: ImageOptions, work: Path, lap,
+                beam_kw: dict | None = None) -> tuple:
+    """(4-D header, restored image, residual, deconvolution info).  ``lap(key)`` times a
+    stage.  beam_kw (pointing_dec_deg, start_mjd, end_mjd) is needed for drift 'beam'."""
     if opts.gridder == "wproject":
         raise ImagingError("gridder 'wproject' is tclean's: use image.backend = tclean for it")
     shape = (int(imsize[1]), int(imsize[0]))  # (ny, nx): imsize is [nx (RA), ny (Dec)]
@@ -75,15 +91,22 @@ def ducc_images(ms: Path, column: str, summary: dict, cell: float, imsize: list[
     lap("weights")
     bands = subbands(data["freqs"].size, opts.nsubbands)
     intervals = deconvolve.time_intervals(data.pop("time"), opts.time_intervals)
+    freqs = data["freqs"]
+    hdr = header(summary, cell, shape, freqs, (0.0, 0.0, 0.0), plane if opts.gridder == "coplanar" else None)
+    ratios = None
+    if opts.drift == "beam" and len(intervals) > 1:
+        if beam_kw is None:
+            raise ImagingError("drift 'beam' needs the observation's pointing and times (beam_kw)")
+        ratios = drift_ratios(hdr, shape, freqs, bands, len(intervals), beam_kw)
+        lap("drift_beams")
     with stdout_to_stderr():  # radler reports each cycle on fd 1: keep stdout for --json callers
         out = deconvolve.clean(data, bands, shape, cell_rad, opts, opts.niter_for("ducc"), nthreads,
-                               intervals)
-    freqs = data["freqs"]
-    del data
+                               intervals, ratios)
+    del data, ratios
     lap("clean")
     img = deconvolve.restore(out["model"], out["residual"], out["beam"], cell_rad)
     lap("restore")
-    hdr = header(summary, cell, shape, freqs, out["beam"], plane if opts.gridder == "coplanar" else None)
+    hdr["BMAJ"], hdr["BMIN"], hdr["BPA"] = out["beam"][0] / 3600.0, out["beam"][1] / 3600.0, out["beam"][2]
     info = dict(out["deconvolution"], psf_and_dirty_s=out["psf_s"], threads=nthreads,
                 wterm="header PV2_1/PV2_2" if opts.gridder == "coplanar" else "none")
     return hdr, img, out["residual"], info

@@ -8,6 +8,7 @@ from pathlib import Path
 
 GRIDDERS = ("coplanar", "wproject", "standard")
 BACKENDS = ("ducc", "tclean")
+DRIFT_MODELS = ("beam", "images")
 NITER_DEFAULT = {"tclean": 1000, "ducc": 100_000}  # tclean: a time bound; ducc: only a guard
 THRESHOLD_DEFAULT = {"tclean": 4.0, "ducc": 2.0}  # tclean: x global rms; ducc: x local rms
 
@@ -34,7 +35,7 @@ class ImageOptions:
     imsize: pixels per side; None = derive: the field where the HA- and band-averaged
         primary beam is >= pb_cutoff (about 4 deg across, wider in RA by the drift), plus
         a 5 % margin; the image is then rectangular (RA x Dec).
-    cell_arcsec: None = c / f_max / uv_max / 3, about 1/4 of the robust-0 beam.
+    cell_arcsec: None = c / f_max / uv_max / 3 (tclean; ducc / 4.5, geometry.py).
     niter: CLEAN iteration bound (None: 1000 for tclean, where it bounds the time;
         100000 for ducc, where it is only a guard and the record says if it bound);
         nmajor: major-cycle bound (each costs a full degrid + grid of the data: ~20-40 s
@@ -47,12 +48,17 @@ class ImageOptions:
         (tclean's nsigma: re-measured every major cycle; None = 4; ducc: None = 2).
     major_gain: fraction of the peak residual cleaned per minor cycle (ducc; WSClean's
         mgain).  multiscale: radler's multi-scale CLEAN instead of Hogbom-style (ducc).
-    time_intervals: ducc cleans this many contiguous time intervals of the observation
-        jointly, each with its own PSF, because the drift through the primary beam makes
-        every off-meridian source's flux change during the observation (deconvolve.py;
-        1 = one PSF, the north-south sidelobe bump of docs/imaging.md).  Memory grows
-        with time_intervals x nsubbands images (radler: ~55 bytes per pixel each): 4 x 2
-        on a 2880 x 3000 image is ~3.8 GB; at a 2.3x finer cell it took 5.7 GB.
+    time_intervals: ducc models the observation as this many contiguous time intervals,
+        because the drift through the primary beam makes every off-meridian source's
+        flux change during the observation (deconvolve.py; 1 = a constant sky under one
+        PSF, which left 3x the thermal residual and the north-south sidelobe bump of
+        docs/imaging.md).
+    drift: how ducc models that drift: "beam" (default) = one image per sub-band, each
+        time interval predicted through its primary beam over the mean one, evaluated at
+        the model's pixels (memory of one interval; single 10 Jy source 1.5 deg out, 6
+        intervals: residual 0.54 mJy against 1.49 with one PSF, 20 s against 124 s);
+        "images" = the (interval, sub-band) images cleaned jointly, one PSF each (4 x 2:
+        0.53 mJy in 50 s, but ~55 bytes per pixel per image in radler: 2.8 GB there).
     gridder: "coplanar" (default) = tclean's standard gridder plus an exact image-plane
         correction of the w-term for a coplanar snapshot (the DSA-110 is flat to
         ~0.7 m rms and an observation lasts 5 min; docs/imaging.md); "wproject" = CASA
@@ -79,7 +85,8 @@ class ImageOptions:
     rms_window: float = 0.0
     nsubbands: int = 2
     spectral_terms: int = 2
-    time_intervals: int = 4
+    time_intervals: int = 6
+    drift: str = "beam"
     major_gain: float = 0.8
     multiscale: bool = False
     gridder: str = "coplanar"
@@ -94,6 +101,8 @@ class ImageOptions:
             raise ValueError(f"image backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.nsubbands < 1 or self.spectral_terms < 1 or self.time_intervals < 1:
             raise ValueError("nsubbands, spectral_terms and time_intervals must be >= 1")
+        if self.drift not in DRIFT_MODELS:
+            raise ValueError(f"drift must be one of {', '.join(DRIFT_MODELS)}, got {self.drift!r}")
         if not 0 < self.major_gain <= 1:
             raise ValueError("major_gain must be in (0, 1]")
         if self.gridder not in GRIDDERS:

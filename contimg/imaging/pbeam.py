@@ -113,6 +113,27 @@ def effective_beam(ra_deg, dec_deg, *, pointing_dec_deg: float, start_mjd: float
     return out.reshape(shape)
 
 
+def _coarse_grid(shape: tuple[int, int], step: int):
+    """Every ``step``-th row and column index of an (ny, nx) grid, the edges included
+    (all of them if step <= 1 or the grid is small)."""
+    ny, nx = shape
+    ys = np.unique(np.append(np.arange(0, ny, max(1, step)), ny - 1))
+    xs = np.unique(np.append(np.arange(0, nx, max(1, step)), nx - 1))
+    if ys.size < 4 or xs.size < 4 or step <= 1:
+        ys, xs = np.arange(ny), np.arange(nx)
+    return ys, xs
+
+
+def _to_full(ys, xs, coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bicubic spline of a coarse map onto every pixel (the coarse map itself if full)."""
+    from scipy.interpolate import RectBivariateSpline
+
+    ny, nx = shape
+    if ys.size == ny and xs.size == nx:
+        return coarse
+    return RectBivariateSpline(ys, xs, coarse, kx=3, ky=3)(np.arange(ny), np.arange(nx))
+
+
 def beam_on_wcs(wcs2d, shape: tuple[int, int], step: int = 16, **kw) -> np.ndarray:
     """Effective beam on an image grid (ny, nx) given its celestial astropy WCS.
 
@@ -121,20 +142,60 @@ def beam_on_wcs(wcs2d, shape: tuple[int, int], step: int = 16, **kw) -> np.ndarr
     few arcmin the spline error is < 1e-5 while the cost drops ~step^2 (a 3000^2
     image: ~1 s instead of ~30 s).  step=1 evaluates every pixel.
     """
-    from scipy.interpolate import RectBivariateSpline
-
-    ny, nx = shape
-    ys = np.unique(np.append(np.arange(0, ny, max(1, step)), ny - 1))
-    xs = np.unique(np.append(np.arange(0, nx, max(1, step)), nx - 1))
-    if ys.size < 4 or xs.size < 4 or step <= 1:
-        ys, xs = np.arange(ny), np.arange(nx)
+    ys, xs = _coarse_grid(shape, step)
     xx, yy = np.meshgrid(xs, ys)
     ra, dec = wcs2d.all_pix2world(xx, yy, 0)
-    coarse = effective_beam(ra, dec, **kw)
-    if ys.size == ny and xs.size == nx:
-        return coarse
-    spline = RectBivariateSpline(ys, xs, coarse, kx=3, ky=3)
-    return np.clip(spline(np.arange(ny), np.arange(nx)), 0.0, 1.0)
+    return np.clip(_to_full(ys, xs, effective_beam(ra, dec, **kw), shape), 0.0, 1.0)
+
+
+class DriftRatios:
+    """Primary beam of each time interval over the observation's mean beam, per band,
+    kept on a coarse pixel grid and evaluated where it is needed (at the model's
+    non-zero pixels, deconvolve.predict): full maps would cost n_intervals x n_bands
+    images of memory for a factor that varies on degree scales.
+
+    ``at(k, j, ys, xs)``: the ratio of interval k, band j at pixels (ys, xs), float32.
+    """
+
+    def __init__(self, ys: np.ndarray, xs: np.ndarray, coarse: np.ndarray):
+        from scipy.interpolate import RectBivariateSpline
+
+        self.n_intervals, self.n_bands = coarse.shape[:2]
+        order = 3 if min(ys.size, xs.size) >= 4 else 1
+        self._splines = [[RectBivariateSpline(ys, xs, coarse[k, j], kx=order, ky=order)
+                          for j in range(self.n_bands)] for k in range(self.n_intervals)]
+
+    def at(self, k: int, j: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        return self._splines[k][j].ev(ys, xs).astype(np.float32)
+
+
+def drift_ratios(wcs2d, shape: tuple[int, int], *, n_intervals: int, bands_hz: list,
+                 pointing_dec_deg: float, start_mjd: float, end_mjd: float, step: int = 16,
+                 floor: float = 1e-3) -> DriftRatios:
+    """Beam of each of ``n_intervals`` equal time intervals over the whole observation's
+    beam, per band (DriftRatios).
+
+    A source off the meridian drifts through the primary beam during an observation, so
+    the visibilities of interval k see B_k, not the observation's mean B; a model of the
+    mean apparent sky predicts interval k's visibilities exactly when multiplied by
+    B_k / B (deconvolve.clean).  bands_hz: frequency samples of each band (equal
+    weights).  Where B < floor x its peak the ratio is 1 (nothing is seen there).
+    """
+    n = max(1, int(n_intervals))
+    ys, xs = _coarse_grid(shape, step)
+    xx, yy = np.meshgrid(xs, ys)
+    ra, dec = wcs2d.all_pix2world(xx, yy, 0)
+    dt = (end_mjd - start_mjd) / n
+    per_interval = max(1, 24 // n)
+    coarse = np.empty((n, len(bands_hz), ys.size, xs.size))
+    for j, freqs in enumerate(bands_hz):
+        b = np.stack([np.nan_to_num(effective_beam(
+            ra, dec, pointing_dec_deg=pointing_dec_deg, start_mjd=start_mjd + k * dt,
+            end_mjd=start_mjd + (k + 1) * dt, freqs_hz=freqs, n_times=per_interval)) for k in range(n)])
+        mean = b.mean(axis=0)
+        seen = mean >= floor * mean.max()
+        coarse[:, j] = np.where(seen, b / np.where(seen, mean, 1.0), 1.0)
+    return DriftRatios(ys, xs, coarse)
 
 
 def field_extent_deg(ra0_deg: float, dec0_deg: float, cutoff: float, n: int = 241,

@@ -39,7 +39,7 @@ def image_options(cfg):
                         threshold_sigma=cfg.image_threshold_sigma or None, backend=cfg.image_backend,
                         mask_sigma=cfg.image_mask_sigma, nmajor=cfg.image_max_cycles,
                         imsize=cfg.image_imsize or None, cell_arcsec=cfg.image_cell_arcsec or None,
-                        time_intervals=cfg.image_time_intervals)
+                        time_intervals=cfg.image_time_intervals, drift=cfg.image_drift)
 
 
 def prepare(ctx, job: Job) -> ImageOrder:
