@@ -295,3 +295,40 @@ def test_issue15_finer_cell_keeps_clean_components_off_the_north_south_sidelobes
     assert fractions["tclean"] > 0.03  # 7.2 %
     assert fractions["ducc"] < 0.5 * fractions["tclean"]
     assert fractions["fine"] < 0.01  # 0.2 %
+
+
+def test_issue14_drift_ratios_follow_a_source_through_the_primary_beam():
+    """A pixel 1.5 deg east of the meridian approaches the beam centre during the
+    observation: its beam ratio grows from interval to interval; one on the meridian stays
+    ~symmetric; the row-weighted mean ratio is 1; a gap in the data moves the spans."""
+    from astropy.wcs import WCS
+
+    from contimg.astro import times
+    from contimg.sim import sky
+
+    start_jd = times.iso_to_jd("2025-06-15T03:22:21")
+    step_s = 12.8849
+    time_s = (start_jd - 2400000.5) * 86400 + step_s * (np.arange(24) + 0.5)
+    time_s = np.delete(time_s, [10, 11, 12])  # a gap: the spans come from the data
+    mid_jd = start_jd + 12 * step_s / 86400
+    ra_c, dec_c = (float(x[0]) for x in sky.meridian_icrs(np.array([mid_jd]), 30.5))
+    cell_deg, n = 0.05, 128
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    w.wcs.crval = [ra_c, dec_c]
+    w.wcs.crpix = [n / 2 + 1, n / 2 + 1]
+    w.wcs.cdelt = [-cell_deg, cell_deg]
+    intervals = deconvolve.time_intervals(time_s, 3)
+    spans = engine_ducc.interval_spans(time_s, intervals)
+    lengths = [(b - a) * 86400 / step_s for a, b in spans]  # 7 integrations each, the gap in #2
+    assert lengths == pytest.approx([7, 10, 7], abs=0.01)
+    ratios = pbeam.drift_ratios(w, (n, n), spans_mjd=spans, weights=[r.size for r in intervals],
+                                bands_hz=[pbeam.band_samples(1.31e9, 1.5e9, 4)], pointing_dec_deg=30.5)
+    east = (np.array([n // 2]), np.array([n // 2 - int(1.5 / cell_deg)]))  # RA grows to -x
+    centre = (np.array([n // 2]), np.array([n // 2]))
+    r_east = [float(ratios.at(k, 0, *east)[0]) for k in range(3)]
+    r_centre = [float(ratios.at(k, 0, *centre)[0]) for k in range(3)]
+    assert r_east[0] < r_east[1] < r_east[2] and r_east[2] / r_east[0] > 2
+    assert abs(r_centre[0] - r_centre[2]) < 0.02 and r_centre[1] > r_centre[0]
+    sizes = np.array([r.size for r in intervals])
+    assert float(np.dot(sizes, r_east) / sizes.sum()) == pytest.approx(1.0, abs=0.01)

@@ -58,8 +58,18 @@ def header(summary: dict, cell: float, shape, freqs: np.ndarray, beam, plane: di
     return h
 
 
-def drift_ratios(hdr, shape, freqs: np.ndarray, bands: list[slice], n: int, beam_kw: dict):
-    """pbeam.drift_ratios on this image's grid, per sub-band (deconvolve: drift 'beam')."""
+def interval_spans(time_s: np.ndarray, intervals: list[np.ndarray]) -> list[tuple[float, float]]:
+    """(start, end) MJD of each interval: its first and last integration, padded by half
+    the integration time (the median step between integrations)."""
+    ut = np.unique(time_s)
+    half = 0.5 * float(np.median(np.diff(ut))) if ut.size > 1 else 0.0
+    return [((time_s[r].min() - half) / 86400.0, (time_s[r].max() + half) / 86400.0) for r in intervals]
+
+
+def drift_ratios(hdr, shape, freqs: np.ndarray, bands: list[slice], time_s: np.ndarray,
+                 intervals: list[np.ndarray], pointing_dec_deg: float):
+    """pbeam.drift_ratios on this image's grid, per sub-band, over the data's own
+    intervals weighted by their numbers of rows (deconvolve: drift 'beam')."""
     import warnings
 
     from astropy.wcs import WCS, FITSFixedWarning
@@ -68,15 +78,16 @@ def drift_ratios(hdr, shape, freqs: np.ndarray, bands: list[slice], n: int, beam
         warnings.simplefilter("ignore", FITSFixedWarning)
         wcs2 = WCS(hdr).celestial
     bands_hz = [pbeam.band_samples(freqs[b].min(), freqs[b].max(), 4) for b in bands]
-    kw = {k: beam_kw[k] for k in ("pointing_dec_deg", "start_mjd", "end_mjd")}
-    return pbeam.drift_ratios(wcs2, shape, n_intervals=n, bands_hz=bands_hz, **kw)
+    return pbeam.drift_ratios(wcs2, shape, spans_mjd=interval_spans(time_s, intervals),
+                              weights=[r.size for r in intervals], bands_hz=bands_hz,
+                              pointing_dec_deg=pointing_dec_deg)
 
 
 def ducc_images(ms: Path, column: str, summary: dict, cell: float, imsize: list[int],
                 chanbin: int, plane: dict, opts: ImageOptions, work: Path, lap,
                 beam_kw: dict | None = None) -> tuple:
     """(4-D header, restored image, residual, deconvolution info).  ``lap(key)`` times a
-    stage.  beam_kw (pointing_dec_deg, start_mjd, end_mjd) is needed for drift 'beam'."""
+    stage.  beam_kw (its pointing_dec_deg) is needed for drift 'beam'."""
     if opts.gridder == "wproject":
         raise ImagingError("gridder 'wproject' is tclean's: use image.backend = tclean for it")
     shape = (int(imsize[1]), int(imsize[0]))  # (ny, nx): imsize is [nx (RA), ny (Dec)]
@@ -90,15 +101,17 @@ def ducc_images(ms: Path, column: str, summary: dict, cell: float, imsize: list[
                                         shape, cell_rad)
     lap("weights")
     bands = subbands(data["freqs"].size, opts.nsubbands)
-    intervals = deconvolve.time_intervals(data.pop("time"), opts.time_intervals)
+    time_s = data.pop("time")
+    intervals = deconvolve.time_intervals(time_s, opts.time_intervals)
     freqs = data["freqs"]
     hdr = header(summary, cell, shape, freqs, (0.0, 0.0, 0.0), plane if opts.gridder == "coplanar" else None)
     ratios = None
     if opts.drift == "beam" and len(intervals) > 1:
         if beam_kw is None:
-            raise ImagingError("drift 'beam' needs the observation's pointing and times (beam_kw)")
-        ratios = drift_ratios(hdr, shape, freqs, bands, len(intervals), beam_kw)
+            raise ImagingError("drift 'beam' needs the pointing declination (beam_kw)")
+        ratios = drift_ratios(hdr, shape, freqs, bands, time_s, intervals, beam_kw["pointing_dec_deg"])
         lap("drift_beams")
+    del time_s
     with stdout_to_stderr():  # radler reports each cycle on fd 1: keep stdout for --json callers
         out = deconvolve.clean(data, bands, shape, cell_rad, opts, opts.niter_for("ducc"), nthreads,
                                intervals, ratios)

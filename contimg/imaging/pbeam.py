@@ -169,30 +169,29 @@ class DriftRatios:
         return self._splines[k][j].ev(ys, xs).astype(np.float32)
 
 
-def drift_ratios(wcs2d, shape: tuple[int, int], *, n_intervals: int, bands_hz: list,
-                 pointing_dec_deg: float, start_mjd: float, end_mjd: float, step: int = 16,
-                 floor: float = 1e-3) -> DriftRatios:
-    """Beam of each of ``n_intervals`` equal time intervals over the whole observation's
-    beam, per band (DriftRatios).
+def drift_ratios(wcs2d, shape: tuple[int, int], *, spans_mjd: list, weights, bands_hz: list,
+                 pointing_dec_deg: float, step: int = 16, floor: float = 1e-3) -> DriftRatios:
+    """Beam of each time interval over the observation's mean beam, per band (DriftRatios).
 
     A source off the meridian drifts through the primary beam during an observation, so
     the visibilities of interval k see B_k, not the observation's mean B; a model of the
     mean apparent sky predicts interval k's visibilities exactly when multiplied by
-    B_k / B (deconvolve.clean).  bands_hz: frequency samples of each band (equal
-    weights).  Where B < floor x its peak the ratio is 1 (nothing is seen there).
+    B_k / B (deconvolve.clean).  spans_mjd: (start, end) of each interval, taken from
+    the data so that gaps are honoured; weights: each interval's share of the data (B is
+    their weighted mean); bands_hz: frequency samples of each band (equal weights).
+    Where B < floor x its peak the ratio is 1 (nothing is seen there).
     """
-    n = max(1, int(n_intervals))
     ys, xs = _coarse_grid(shape, step)
     xx, yy = np.meshgrid(xs, ys)
     ra, dec = wcs2d.all_pix2world(xx, yy, 0)
-    dt = (end_mjd - start_mjd) / n
-    per_interval = max(1, 24 // n)
-    coarse = np.empty((n, len(bands_hz), ys.size, xs.size))
+    w = np.asarray(weights, float)
+    w = w / w.sum()
+    coarse = np.empty((len(spans_mjd), len(bands_hz), ys.size, xs.size))
     for j, freqs in enumerate(bands_hz):
         b = np.stack([np.nan_to_num(effective_beam(
-            ra, dec, pointing_dec_deg=pointing_dec_deg, start_mjd=start_mjd + k * dt,
-            end_mjd=start_mjd + (k + 1) * dt, freqs_hz=freqs, n_times=per_interval)) for k in range(n)])
-        mean = b.mean(axis=0)
+            ra, dec, pointing_dec_deg=pointing_dec_deg, start_mjd=t0, end_mjd=t1, freqs_hz=freqs,
+            n_times=4)) for t0, t1 in spans_mjd])
+        mean = np.tensordot(w, b, axes=1)
         seen = mean >= floor * mean.max()
         coarse[:, j] = np.where(seen, b / np.where(seen, mean, 1.0), 1.0)
     return DriftRatios(ys, xs, coarse)
