@@ -86,6 +86,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("image", "mask_sigma", float, 4.0, "ducc: the automatic CLEAN mask holds components found down to this many times the noise", lo=0.5, hi=100.0),
     Option("image", "time_intervals", int, 6, "ducc: model an observation as this many time intervals, because sources drift through the primary beam (1 = a constant sky)", lo=1, hi=24),
     Option("image", "drift", str, "beam", "ducc: how the intervals are modelled: beam (one image per sub-band, each interval predicted through its primary beam) or images (cleaned jointly, one PSF each; memory grows with the intervals)", choices=("beam", "images")),
+    Option("image", "selfcal", bool, True, "ducc: one round of phase-only self-calibration against the observation's own CLEAN model (in memory; the flux scale stays the calibrator's), then CLEAN continues"),
+    Option("image", "selfcal_solint_s", float, 60.0, "ducc self-calibration: one phase per antenna per this many seconds", lo_open=True),
     Option("image", "max_cycles", int, 10, "major cycles at most (each one a full degrid + grid); the image record says if this bound", lo=1, hi=100),
     Option("image", "imsize", int, 0, "image size in pixels (0: cover the primary beam to 20 %)", hi=65536),
     Option("image", "cell_arcsec", float, 0.0, "pixel size (0: about a quarter of the synthesized beam)"),

@@ -198,19 +198,24 @@ def predict(p: dict, model: np.ndarray, cell_rad: float, threads: int, intervals
 
 
 def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: int,
-          threads: int, intervals: list[np.ndarray] | None = None, ratios=None) -> dict:
+          threads: int, intervals: list[np.ndarray] | None = None, ratios=None,
+          selfcal=None) -> dict:
     """Deconvolve; returns MFS restored/residual/model images, beam, per-cycle timings.
 
     data: uvw, vis, freqs, iw (imaging weights, 0 = flagged) from visread + briggs_weights;
     vis and iw are taken out of it (re-stored per part).  intervals: row indices of the
     time intervals (None: one).  ratios: None = one image per (interval, sub-band);
     else pbeam.DriftRatios (n_intervals x n_bands) and one image per sub-band, each
-    interval predicted through its ratio (module doc).
+    interval predicted through its ratio (module doc).  selfcal: None, or
+    f(parts, model_vis) -> figures, which corrects the parts' vis in place (selfcal.py;
+    parts must span all rows); CLEAN then continues on the corrected data.
     """
     import radler as rd
 
     intervals = intervals or [np.arange(data["uvw"].shape[0])]
     joint = intervals if ratios is None else [np.arange(data["uvw"].shape[0])]
+    if selfcal is not None and len(joint) > 1:
+        raise ValueError("self-calibration needs parts over all rows (drift 'beam' or one interval)")
     parts = split(data, bands, joint)
     nb = len(parts)
     ny, nx = shape
@@ -231,35 +236,57 @@ def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: i
     del psf_mfs
     fedges = np.array([[p["freqs"].min(), p["freqs"].max()] for p in parts])
     settings = settings_for(opts, nb, shape, cell_rad, niter, threads, fit_spectrum=len(joint) == 1)
-    engine = rd.Radler(settings, psf, res, model, np.radians(beam[0] / 3600.0), nb, fedges, norm,
-                       rd.Polarization.stokes_i)
-    cycles, more, k, diverged = [], True, 0, False
-    best = BestCycle(float(np.abs(np.tensordot(wsum, res, axes=1)).max()), model, res)
-    while more and k < opts.nmajor:
-        t1 = time.monotonic()
-        more = engine.perform(k)
-        t2 = time.monotonic()
-        for i, p in enumerate(parts):  # full re-prediction: residual = grid(V - degrid(model))
-            mv = predict(p, model[i], cell_rad, threads, intervals, ratios, i)
+
+    def residual_from(model_vis: list | None = None) -> None:
+        """res = grid(V - model visibilities), predicted unless given (then consumed)."""
+        for i, p in enumerate(parts):
+            mv = model_vis[i] if model_vis else predict(p, model[i], cell_rad, threads, intervals, ratios, i)
             np.subtract(p["vis"], mv, out=mv)
             res[i] = gridder.grid(p["uvw"], p["freqs"], mv, p["iw"], shape, cell_rad, threads) / norm[i]
-        del mv
-        k += 1
-        peak = float(np.abs(np.tensordot(wsum, res, axes=1)).max())
-        cycles.append({"minor_s": round(t2 - t1, 2), "major_s": round(time.monotonic() - t2, 2),
-                       "iterations": int(engine.iteration_number), "peak_residual_jy": peak})
-        if best.diverged(peak, model, res):
-            diverged = True
-            break
-    del best
-    iters = int(engine.iteration_number)
-    del engine
+            if model_vis:
+                model_vis[i] = None
+
+    def run_cycles() -> dict:
+        engine = rd.Radler(settings, psf, res, model, np.radians(beam[0] / 3600.0), nb, fedges, norm,
+                           rd.Polarization.stokes_i)
+        cycles, more, k, diverged = [], True, 0, False
+        best = BestCycle(float(np.abs(np.tensordot(wsum, res, axes=1)).max()), model, res)
+        while more and k < opts.nmajor:
+            t1 = time.monotonic()
+            more = engine.perform(k)
+            t2 = time.monotonic()
+            residual_from()  # full re-prediction: residual = grid(V - degrid(model))
+            k += 1
+            peak = float(np.abs(np.tensordot(wsum, res, axes=1)).max())
+            cycles.append({"minor_s": round(t2 - t1, 2), "major_s": round(time.monotonic() - t2, 2),
+                           "iterations": int(engine.iteration_number), "peak_residual_jy": peak})
+            if best.diverged(peak, model, res):
+                diverged = True
+                break
+        iters = int(engine.iteration_number)
+        stop = "diverging" if diverged else ("niter" if iters >= niter else ("nmajor" if more else "threshold"))
+        return {"major_cycles": k, "iterations": iters, "stopped_by": stop, "cycles": cycles}
+
+    first = run_cycles()
+    out = dict(first)
+    if selfcal is not None and first["stopped_by"] != "diverging":
+        t3 = time.monotonic()
+        model_vis = [predict(p, model[i], cell_rad, threads, intervals, ratios, i) for i, p in enumerate(parts)]
+        figures = selfcal(parts, model_vis)
+        residual_from(model_vis)
+        del model_vis
+        figures["seconds"] = round(time.monotonic() - t3, 2)
+        second = run_cycles()
+        out = {"major_cycles": first["major_cycles"] + second["major_cycles"],
+               "iterations": first["iterations"] + second["iterations"],
+               "stopped_by": second["stopped_by"], "cycles": first["cycles"] + second["cycles"],
+               "selfcal": figures, "before_selfcal": {k: first[k] for k in ("major_cycles", "iterations")}}
     res_mfs = np.tensordot(wsum, res, axes=1).astype(np.float32)
     model_mfs = np.tensordot(wsum, model, axes=1).astype(np.float32)
-    stop = "diverging" if diverged else ("niter" if iters >= niter else ("nmajor" if more else "threshold"))
+    stop = out["stopped_by"]
+    cycles = out.pop("cycles")
     return {"residual": res_mfs, "model": model_mfs, "beam": beam, "psf_s": round(t_psf, 2),
-            "deconvolution": {"major_cycles": k, "iterations": iters, "stopped_by": stop,
-                              "cap_bound": stop in ("niter", "nmajor"), "niter_cap": int(niter),
+            "deconvolution": {**out, "cap_bound": stop in ("niter", "nmajor"), "niter_cap": int(niter),
                               "nmajor_cap": int(opts.nmajor), "subbands": len(bands),
                               "time_intervals": len(intervals),
                               "drift": "images" if ratios is None else "beam",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import deconvolve, gridder, pbeam, visread
+from . import deconvolve, gridder, pbeam, selfcal, visread
 from .engine_tclean import stdout_to_stderr
 from .options import ImageOptions, ImagingError
 
@@ -83,6 +83,15 @@ def drift_ratios(hdr, shape, freqs: np.ndarray, bands: list[slice], time_s: np.n
                               pointing_dec_deg=pointing_dec_deg)
 
 
+def selfcal_step(ant1: np.ndarray, ant2: np.ndarray, time_s: np.ndarray, sc_opts):
+    """deconvolve.clean's self-calibration hook: solve against the model, correct in place."""
+    def run(parts: list[dict], model_vis: list[np.ndarray]) -> dict:
+        gains, bins, figures = selfcal.solve(parts, model_vis, ant1, ant2, time_s, sc_opts)
+        selfcal.apply(parts, gains, bins, ant1, ant2)
+        return figures
+    return run
+
+
 def ducc_images(ms: Path, column: str, summary: dict, cell: float, imsize: list[int],
                 chanbin: int, plane: dict, opts: ImageOptions, work: Path, lap,
                 beam_kw: dict | None = None) -> tuple:
@@ -101,7 +110,7 @@ def ducc_images(ms: Path, column: str, summary: dict, cell: float, imsize: list[
                                         shape, cell_rad)
     lap("weights")
     bands = subbands(data["freqs"].size, opts.nsubbands)
-    time_s = data.pop("time")
+    time_s, ant1, ant2 = data.pop("time"), data.pop("ant1"), data.pop("ant2")
     intervals = deconvolve.time_intervals(time_s, opts.time_intervals)
     freqs = data["freqs"]
     hdr = header(summary, cell, shape, freqs, (0.0, 0.0, 0.0), plane if opts.gridder == "coplanar" else None)
@@ -111,11 +120,13 @@ def ducc_images(ms: Path, column: str, summary: dict, cell: float, imsize: list[
             raise ImagingError("drift 'beam' needs the pointing declination (beam_kw)")
         ratios = drift_ratios(hdr, shape, freqs, bands, time_s, intervals, beam_kw["pointing_dec_deg"])
         lap("drift_beams")
-    del time_s
+    self_calibrate = None
+    if opts.selfcal and (ratios is not None or len(intervals) == 1):
+        self_calibrate = selfcal_step(ant1, ant2, time_s, selfcal.SelfcalOptions(opts.selfcal_solint_s))
     with stdout_to_stderr():  # radler reports each cycle on fd 1: keep stdout for --json callers
         out = deconvolve.clean(data, bands, shape, cell_rad, opts, opts.niter_for("ducc"), nthreads,
-                               intervals, ratios)
-    del data, ratios
+                               intervals, ratios, self_calibrate)
+    del data, ratios, time_s, ant1, ant2
     lap("clean")
     img = deconvolve.restore(out["model"], out["residual"], out["beam"], cell_rad)
     lap("restore")

@@ -59,6 +59,10 @@ class ImageOptions:
         intervals: residual 0.54 mJy against 1.49 with one PSF, 20 s against 124 s);
         "images" = the (interval, sub-band) images cleaned jointly, one PSF each (4 x 2:
         0.53 mJy in 50 s, but ~55 bytes per pixel per image in radler: 2.8 GB there).
+    selfcal: ducc: one round of phase-only self-calibration against the observation's
+        own CLEAN model (one phase per antenna every ``selfcal_solint_s``, applied in
+        memory; selfcal.py), then CLEAN continues on the corrected data.  Needs drift
+        "beam" (or one interval).  The flux scale stays the calibrator's.
     gridder: "coplanar" (default) = tclean's standard gridder plus an exact image-plane
         correction of the w-term for a coplanar snapshot (the DSA-110 is flat to
         ~0.7 m rms and an observation lasts 5 min; docs/imaging.md); "wproject" = CASA
@@ -87,6 +91,8 @@ class ImageOptions:
     spectral_terms: int = 2
     time_intervals: int = 6
     drift: str = "beam"
+    selfcal: bool = True
+    selfcal_solint_s: float = 60.0
     major_gain: float = 0.8
     multiscale: bool = False
     gridder: str = "coplanar"
@@ -103,6 +109,8 @@ class ImageOptions:
             raise ValueError("nsubbands, spectral_terms and time_intervals must be >= 1")
         if self.drift not in DRIFT_MODELS:
             raise ValueError(f"drift must be one of {', '.join(DRIFT_MODELS)}, got {self.drift!r}")
+        if self.selfcal_solint_s <= 0:
+            raise ValueError("selfcal_solint_s must be > 0")
         if not 0 < self.major_gain <= 1:
             raise ValueError("major_gain must be in (0, 1]")
         if self.gridder not in GRIDDERS:

@@ -24,7 +24,7 @@ from .options import ImagingError
 
 BLOCK_BYTES = 64 * 1024**2  # raw column bytes per read: bounds the child's transient memory
 PARALLEL_HANDS = ((9, 12), (5, 8))  # (XX, YY), (RR, LL)
-PARTS = ("uvw", "time", "vis", "weight", "freqs")
+PARTS = ("uvw", "time", "ant1", "ant2", "vis", "weight", "freqs")
 
 
 def _hands(corr_types) -> list[int]:
@@ -56,7 +56,7 @@ def reduce_block(data, flag, weight, hands: list[int], chanbin: int):
 
 
 def read_ms(ms: str, column: str, chanbin: int, out: Path) -> None:
-    """The child's work (python-casacore): write uvw, time, vis, weight, freqs .npy into ``out``."""
+    """The child's work (python-casacore): write the PARTS as .npy files into ``out``."""
     from casacore.tables import table
 
     colname = "CORRECTED_DATA" if column == "corrected" else "DATA"
@@ -71,7 +71,9 @@ def read_ms(ms: str, column: str, chanbin: int, out: Path) -> None:
         raise ValueError(f"{freqs.size} channels do not divide into bins of {chanbin}")
     nout = freqs.size // chanbin
     with table(ms, ack=False) as t:
-        keep = (t.getcol("ANTENNA1") != t.getcol("ANTENNA2")) & ~t.getcol("FLAG_ROW")
+        a1, a2 = t.getcol("ANTENNA1"), t.getcol("ANTENNA2")
+        keep = (a1 != a2) & ~t.getcol("FLAG_ROW")
+        ant1, ant2 = a1[keep].astype(np.int32), a2[keep].astype(np.int32)
         uvw = np.asarray(t.getcol("UVW"), float)[keep]
         mjd_s = np.asarray(t.getcol("TIME"), float)[keep]
         wspec = "WEIGHT_SPECTRUM" in t.colnames() and t.iscelldefined("WEIGHT_SPECTRUM", 0)
@@ -96,13 +98,16 @@ def read_ms(ms: str, column: str, chanbin: int, out: Path) -> None:
         wgt.flush()
     np.save(out / "uvw.npy", uvw)
     np.save(out / "time.npy", mjd_s)
+    np.save(out / "ant1.npy", ant1)
+    np.save(out / "ant2.npy", ant2)
     np.save(out / "freqs.npy", freqs.reshape(nout, chanbin).mean(axis=1))
 
 
 def read_stokes_i(ms: Path, column: str, chanbin: int, work: Path) -> dict:
     """Unflagged cross-correlations of ``ms`` as Stokes I, read by a child process into
     ``work``.  column: "corrected" or "data".  Returns uvw (nrow, 3) float64 metres,
-    time (nrow,) float64 MJD seconds, vis (nrow, nchan_out) complex64, weight (nrow,
+    time (nrow,) float64 MJD seconds, ant1/ant2 (nrow,) int32 antenna indices (for
+    self-calibration), vis (nrow, nchan_out) complex64, weight (nrow,
     nchan_out) float32 (0 = flagged), freqs (nchan_out,) Hz (means of the averaged
     channels)."""
     work = Path(work)

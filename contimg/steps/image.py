@@ -39,7 +39,8 @@ def image_options(cfg):
                         threshold_sigma=cfg.image_threshold_sigma or None, backend=cfg.image_backend,
                         mask_sigma=cfg.image_mask_sigma, nmajor=cfg.image_max_cycles,
                         imsize=cfg.image_imsize or None, cell_arcsec=cfg.image_cell_arcsec or None,
-                        time_intervals=cfg.image_time_intervals, drift=cfg.image_drift)
+                        time_intervals=cfg.image_time_intervals, drift=cfg.image_drift,
+                        selfcal=cfg.image_selfcal, selfcal_solint_s=cfg.image_selfcal_solint_s)
 
 
 def prepare(ctx, job: Job) -> ImageOrder:
