@@ -155,6 +155,13 @@ def test_m1_outputs_are_valid_fits_png_and_no_staging_left(imaged):
     assert 10 < res["beam_major_arcsec"] < 80 and res["beam_minor_arcsec"] <= res["beam_major_arcsec"]
     assert set(res["timings"]) >= {"tclean" if imaged["backend"] == "tclean" else "clean", "primary_beam", "total"}
     assert res["backend"] == imaged["backend"]
+    history = "\n".join(str(v) for v in fits.getheader(res["image_fits"])["HISTORY"])
+    if imaged["backend"] == "ducc":  # self-calibrated by default, and the header says so
+        sc = res["deconvolution"]["selfcal"]
+        assert sc["bins"] >= 4 and sc["antennas"] == NANTS and sc["failed_fraction"] < 0.5
+        assert "self-calibration: phase-only" in history.replace("\n", " ")
+    else:
+        assert "self-calibration" not in history
 
 
 def test_m1_backends_agree_on_positions_of_far_sources(images):

@@ -94,12 +94,21 @@ def stamp_headers(products: Path, name: str, record: dict, provenance: dict | No
                "sky model": record.get("sky_model"), "flags": record.get("flags"),
                "imaging": ", ".join(f"{k}={v}" for k, v in opts.items()),
                "gridder": f"{record.get('gridder')}, channels averaged {record.get('chanbin')}",
+               "self-calibration": _selfcal_line((record.get("deconvolution") or {}).get("selfcal")),
                "noise": f"{record.get('noise_jy')} Jy/beam (residual MAD)",
                "primary beam": f"Airy D=4.65 m averaged over HA and band, cutoff {record.get('pb_cutoff')}"}
     obj = field_name(float(hdr.get("CRVAL1", 0.0)), float(hdr.get("CRVAL2", 0.0)))
     for key, kind in (("image_fits", "image"), ("residual_fits", "residual"), ("pb_fits", "pb"),
                       ("pbcor_fits", "pbcor")):
         stamp_file(Path(products) / names[key], kind, obj=obj, start_mjd=start, end_mjd=end, history=history)
+
+
+def _selfcal_line(figures: dict | None) -> str | None:
+    if not figures:
+        return None
+    return (f"phase-only against the observation's own CLEAN model, solint {figures.get('solint_s')} s, "
+            f"{figures.get('bins')} solutions per antenna, phase rms {figures.get('phase_rms_deg')} deg, "
+            f"failed (interpolated) {figures.get('failed_fraction')}")
 
 
 def commit(products: Path, out_dir: Path, name: str) -> None:
