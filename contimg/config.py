@@ -77,6 +77,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("flag", "engine", str, "aoflagger", "RFI flagger run before calibration: aoflagger (its library), casa (flagdata tfcrop+rflag) or none", choices=("aoflagger", "casa", "none")),
     Option("flag", "strategy", str, "generic-default", "AOFlagger strategy: a packaged name (e.g. generic-default) or a .lua file"),
     Option("flag", "base_threshold", float, 1.6, "AOFlagger sensitivity set in the strategy (lower flags more; the packaged default 1.0 flagged 9 % of clean data on the realistic sky); 0 keeps the strategy's own", lo=0.0),
+    Option("flag", "time_sigma_s", float, 40.0, "width in time of AOFlagger's background fit, s (the packaged strategy's ~97 s is flat over a 309 s observation and flagged its first and last integrations and the neighbours of bursts); 0 keeps the strategy's own", lo=0.0),
+    Option("flag", "freq_dilation", float, 0.05, "AOFlagger's scale-invariant dilation level in frequency (the packaged 0.2 grew broad-band bursts by a quarter of their width into clean channels); below 0 keeps the strategy's own", lo=-1.0, hi=0.9),
     Option("calibrate", "phase_solint_s", float, 60.0, "per-observation phase-only calibration against sky_model.catalogue: one solution per this many seconds", lo_open=True),
     Option("sky_model", "catalogue", Path, None, "reference catalogue (CSV or FITS: ra_deg, dec_deg, flux_jy[, spectral_index]) for per-observation phase calibration; unset: none; unreadable: none, with a warning in status"),
     Option("image", "robust", float, 0.0, "Briggs robust parameter (-2 uniform-like .. 2 natural-like)", lo=-2.0, hi=2.0),

@@ -342,8 +342,10 @@ def rfi_truth_rows(plan: dict, tidx: np.ndarray, a1: np.ndarray, a2: np.ndarray,
     return m
 
 
-def flag_vs_truth(state: str, ms: str, manifest: str, engine: str, strategy: str = "generic-default") -> dict:
-    """Copy ``ms``, flag the copy with ``engine``, score against the RFI truth (cross-correlations)."""
+def flag_vs_truth(state: str, ms: str, manifest: str, engine: str, strategy: str = "generic-default",
+                  **settings) -> dict:
+    """Copy ``ms``, flag the copy with ``engine`` (``settings``: flagging.flag's AOFlagger
+    settings), score against the RFI truth (cross-correlations)."""
     import shutil
 
     casa = _casa(state)
@@ -352,7 +354,7 @@ def flag_vs_truth(state: str, ms: str, manifest: str, engine: str, strategy: str
     work = Path(state) / f"flag_{engine}.ms"
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(ms, work)
-    fig = flagging.flag(work, engine, strategy=strategy)
+    fig = flagging.flag(work, engine, strategy=strategy, **settings)
     tb = casa.tools().table()
     tb.open(str(work))
     a1, a2, t = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2"), tb.getcol("TIME")

@@ -30,15 +30,28 @@ from .types import CalibrationError
 ENGINES = ("aoflagger", "casa", "none")
 BLOCK_ROWS = 5000
 DEFAULT_BASE_THRESHOLD = 1.6  # AOFlagger sensitivity (packaged default 1.0): see strategy_file
+# The packaged strategy is made for long observations: its background fit is ~7.5
+# integrations wide in time (97 s here), flat over a 24-integration observation, so it
+# flagged the first and last integrations and the neighbours of bursts; and its
+# frequency dilation (0.2) grew a burst over 10 sub-bands by a quarter of its width into
+# clean channels.  Measured on the realistic sky (docs/calibration.md).
+DEFAULT_TIME_SIGMA_S = 40.0
+DEFAULT_FREQ_DILATION = 0.05
 ARRAY_FRACTION = 0.5
 
 
-def strategy_file(strategy: str, base_threshold: float | None = None, work: Path | None = None) -> Path:
-    """A packaged AOFlagger strategy by name (e.g. generic-default), or a .lua path.
+def strategy_file(strategy: str, base_threshold: float | None = None, work: Path | None = None,
+                  *, time_sigma_s: float | None = None, integration_s: float | None = None,
+                  freq_dilation: float | None = None) -> Path:
+    """A packaged AOFlagger strategy by name (e.g. generic-default), or a .lua path,
+    with the settings given replaced in its text (written beside ``work``).
 
-    ``base_threshold``: the packaged strategy with its ``local base_threshold = ...``
-    line replaced (written beside ``work``): 1.0 flagged 9 % of clean data on the
-    realistic sky (a drift-scanned field's fringes), 1.6 flagged 2.7 % (docs).
+    ``base_threshold``: its ``local base_threshold = ...`` (1.0 flagged 9 % of clean
+    data on the realistic sky, a drift-scanned field's fringes; 1.6 flagged 2.7 %).
+    ``time_sigma_s``: the Gaussian width in time of its background fit, in seconds
+    (with ``integration_s``; the strategy's unit is its time-downsampled sample).
+    ``freq_dilation``: the frequency level of its scale-invariant rank operator.
+    None keeps the strategy's own; a setting the strategy lacks is an error.
     """
     if strategy.endswith(".lua"):
         path = Path(strategy)
@@ -50,18 +63,37 @@ def strategy_file(strategy: str, base_threshold: float | None = None, work: Path
     if not path.is_file():
         raise CalibrationError(f"AOFlagger strategy {strategy!r} not found ({path}); set flag.strategy "
                                "to a packaged name such as generic-default or a .lua file")
-    if base_threshold is None:
+    if base_threshold is None and time_sigma_s is None and freq_dilation is None:
         return path
     text = path.read_text()
-    line = re.search(r"local base_threshold = [0-9.]+", text)
-    if line is None:
-        raise CalibrationError(f"AOFlagger strategy {path} has no base_threshold to set; leave "
-                               "flag.base_threshold at 0 for this strategy")
+    if base_threshold is not None:
+        text = _replace(text, path, r"(local base_threshold = )[0-9.]+", f"{base_threshold:g}",
+                        "flag.base_threshold at 0")
+    if time_sigma_s is not None:
+        down = re.search(r"aoflagger\.downsample\(\w+, ([0-9]+),", text)
+        if down is None or not integration_s:
+            raise CalibrationError(f"AOFlagger strategy {path} has no time downsampling to scale "
+                                   "flag.time_sigma_s by; set flag.time_sigma_s to 0 for this strategy")
+        sigma = time_sigma_s / (integration_s * int(down.group(1)))
+        text = _replace(text, path, r"(aoflagger\.low_pass_filter\(\w+, [0-9]+, [0-9]+, )[0-9.]+",
+                        f"{sigma:.4g}", "flag.time_sigma_s at 0")
+    if freq_dilation is not None:
+        text = _replace(text, path, r"(scale_invariant_rank_operator_masked\(\w+, \w+, [0-9.]+, )[0-9.]+",
+                        f"{freq_dilation:g}", "flag.freq_dilation below 0")
     # a private temporary name (contimg.paths): a crash between writing and loading it
     # leaves a file the one cleaner of leftovers knows
-    out = temp_path(Path(work or path.parent) / f"{path.stem}-bt{base_threshold:g}.lua")
-    out.write_text(text.replace(line.group(0), f"local base_threshold = {base_threshold:g}"))
+    out = temp_path(Path(work or path.parent) / f"{path.stem}-contimg.lua")
+    out.write_text(text)
     return out
+
+
+def _replace(text: str, path: Path, pattern: str, value: str, keep: str) -> str:
+    """Each match of ``pattern``: its group 1 kept, the number after it replaced by ``value``."""
+    new, n = re.subn(pattern, lambda m: m.group(1) + value, text)
+    if n == 0:
+        raise CalibrationError(f"AOFlagger strategy {path} has no line matching {pattern!r} to set; "
+                               f"leave {keep} for this strategy")
+    return new
 
 
 def extend_across_array(flags: np.ndarray, cross: np.ndarray, fraction: float = ARRAY_FRACTION) -> np.ndarray:
@@ -73,30 +105,31 @@ def extend_across_array(flags: np.ndarray, cross: np.ndarray, fraction: float = 
     return hit
 
 
-def _aoflagger(ms: Path, strategy: str, base_threshold: float | None) -> dict:
+def _aoflagger(ms: Path, strategy: str, tuning: dict) -> dict:
     """AOFlagger (its Python module) on every cross-correlation's time-frequency plane.
 
     DP3's AOFlagger step needs 4 correlations; DSA-110 MSs have 2, so the library
     is called directly: one image set (XX re/im, YY re/im) per baseline, existing
     flags passed in, the result OR-ed into FLAG.  DATA is held as complex64
     (baselines x times x channels x pols: the MS's DATA size, 1.4 GB on the full
-    array), read and written in one pass each.
+    array), read and written in one pass each.  ``tuning``: strategy_file's settings.
     """
     import aoflagger
 
     flagger = aoflagger.AOFlagger()
-    lua = strategy_file(strategy, base_threshold, ms.parent)
-    try:
-        strat = flagger.load_strategy_file(str(lua))
-    finally:
-        if base_threshold is not None:
-            release(lua)
     tb = casa.tools().table()
     tb.open(str(ms), nomodify=False)
     try:
         times = tb.getcol("TIME")
         a1, a2 = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2")
         ut, tix = np.unique(times, return_inverse=True)
+        lua = strategy_file(strategy, work=ms.parent, integration_s=float(np.median(tb.getcol("INTERVAL"))),
+                            **tuning)
+        try:
+            strat = flagger.load_strategy_file(str(lua))
+        finally:
+            if lua.name.endswith("-contimg.lua") or ".tmp" in lua.name:
+                release(lua)
         keys = a1.astype(np.int64) * 4096 + a2
         ukeys, bix = np.unique(keys, return_inverse=True)
         npol, nchan = tb.getcell("DATA", 0).shape
@@ -157,8 +190,12 @@ def flagged_fraction(ms: Path) -> float:
 
 
 def flag(ms: Path, engine: str = "aoflagger", *, strategy: str = "generic-default",
-         base_threshold: float | None = DEFAULT_BASE_THRESHOLD) -> dict:
-    """Flag RFI in ``ms`` in place; returns {engine, strategy, before, after, new, seconds, ...}."""
+         base_threshold: float | None = DEFAULT_BASE_THRESHOLD,
+         time_sigma_s: float | None = DEFAULT_TIME_SIGMA_S,
+         freq_dilation: float | None = DEFAULT_FREQ_DILATION) -> dict:
+    """Flag RFI in ``ms`` in place; returns {engine, strategy, before, after, new, seconds, ...}.
+
+    The AOFlagger settings (strategy_file) None keep the strategy's own."""
     ms = Path(ms)
     if engine not in ENGINES:
         raise CalibrationError(f"unknown flagging engine {engine!r}; use one of {', '.join(ENGINES)}")
@@ -167,8 +204,9 @@ def flag(ms: Path, engine: str = "aoflagger", *, strategy: str = "generic-defaul
     t0 = time.monotonic()
     before = flagged_fraction(ms)
     extra = {}
+    tuning = {"base_threshold": base_threshold, "time_sigma_s": time_sigma_s, "freq_dilation": freq_dilation}
     if engine == "aoflagger":
-        extra = _aoflagger(ms, strategy, base_threshold or None)
+        extra = _aoflagger(ms, strategy, tuning)
     elif engine == "casa":
         _casa_flag(ms)
     t1 = time.monotonic()
@@ -176,5 +214,5 @@ def flag(ms: Path, engine: str = "aoflagger", *, strategy: str = "generic-defaul
     return {"engine": engine, "strategy": strategy if engine == "aoflagger" else None,
             "flagged_before": round(before, 6), "flagged_after": round(after, 6),
             "flagged_new": round(after - before, 6), **extra,
-            "base_threshold": base_threshold if engine == "aoflagger" else None,
+            **{k: (v if engine == "aoflagger" else None) for k, v in tuning.items()},
             "flagger_s": round(t1 - t0, 2), "seconds": round(time.monotonic() - t0, 2)}

@@ -186,6 +186,8 @@ def prepare(ctx, job: Job) -> CalibrateOrder | Decision:
         waiting=chosen if isinstance(chosen, str) else None, phase=phase,
         flag=None if flagged else {"engine": cfg.flag_engine, "strategy": cfg.flag_strategy,
                                    "base_threshold": cfg.flag_base_threshold or None,
+                                   "time_sigma_s": cfg.flag_time_sigma_s or None,
+                                   "freq_dilation": cfg.flag_freq_dilation if cfg.flag_freq_dilation >= 0 else None,
                                    "ms_created_at": ms.get("created_at")},
         known_flags=known["figures"] if flagged else None, recheck_s=cfg.calibrate_recheck_s)
 
