@@ -6,36 +6,20 @@ is safe in worker processes and next to other matplotlib users.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from contimg.imaging.quicklook import display_cmap, display_norm
+from contimg.imaging.quicklook import block_mean, display_cmap, display_norm, display_step
 from contimg.mosaicking.grid import MosaicArrays
-
-
-def _decimate(m: MosaicArrays, step: int):
-    """Block means of step x step pixels (NaN-aware) and the matching WCS."""
-    if step == 1:
-        return m.image, m.wcs
-    ny, nx = (n // step * step for n in m.image.shape)
-    blocks = m.image[:ny, :nx].reshape(ny // step, step, nx // step, step)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
-        img = np.nanmean(blocks, axis=(1, 3))
-    w = m.wcs.deepcopy()
-    w.wcs.cdelt = np.asarray(w.wcs.cdelt) * step
-    w.wcs.crpix = (np.asarray(w.wcs.crpix) - 0.5) / step + 0.5  # block centres (FITS 1-based)
-    return img, w
 
 
 def write_png(path: Path, m: MosaicArrays, sources: list[dict], title: str, max_pixels: int = 3000) -> Path:
     """Render the mosaic to ``path``; large maps are block-averaged first (display only)."""
-    step = max(1, int(np.ceil(max(m.image.shape) / max_pixels)))
-    img, wcs = _decimate(m, step)
+    step = display_step(m.image.shape, max_pixels)
+    img, wcs = block_mean(m.image, m.wcs, step)
     sigma = float(np.nanmedian(m.noise)) if np.isfinite(m.noise).any() else float("nan")
     # block means have a lower, correlation-dependent noise: measure it on what is shown
     norm = display_norm(img, sigma if step == 1 else float("nan"))
