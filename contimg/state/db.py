@@ -83,13 +83,20 @@ class Database:
                              "it was left untouched") from None
 
     def _check_contimg(self) -> None:
-        """A readable SQLite file with foreign tables and no contimg version is not ours."""
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
+        """A readable SQLite file with foreign tables and no contimg version is not ours.
+
+        Both read in one snapshot: read apart, another process creating the schema
+        between them made a new database look foreign (version 0, then tables)."""
+        self.conn.execute("BEGIN")
+        try:
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             tables = self.conn.execute(
                 "SELECT COUNT(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchone()[0]
-            if tables:
-                raise sqlite3.DatabaseError("an SQLite file with other tables")
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        if version == 0 and tables:
+            raise sqlite3.DatabaseError("an SQLite file with other tables")
 
     def _set_wal(self) -> None:
         # One attempt: the busy timeout already waits for other writers (bounded).
