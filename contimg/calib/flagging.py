@@ -128,7 +128,7 @@ def _aoflagger(ms: Path, strategy: str, tuning: dict) -> dict:
         try:
             strat = flagger.load_strategy_file(str(lua))
         finally:
-            if lua.name.endswith("-contimg.lua") or ".tmp" in lua.name:
+            if any(v is not None for v in tuning.values()):  # a tuned copy, not the packaged file
                 release(lua)
         keys = a1.astype(np.int64) * 4096 + a2
         ukeys, bix = np.unique(keys, return_inverse=True)
