@@ -61,8 +61,12 @@ class ImageOptions:
         0.53 mJy in 50 s, but ~55 bytes per pixel per image in radler: 2.8 GB there).
     selfcal: ducc: one round of phase-only self-calibration against the observation's
         own CLEAN model (one phase per antenna every ``selfcal_solint_s``, applied in
-        memory; selfcal.py), then CLEAN continues on the corrected data.  Needs drift
-        "beam" (or one interval).  The flux scale stays the calibrator's.
+        memory; selfcal.py), then CLEAN starts again from an empty model on the
+        corrected data.  Needs drift "beam" (or one interval).  The flux scale stays the
+        calibrator's.
+    selfcal_model_sigma: the model self-calibration solves against is CLEANed (and
+        masked) only down to this many times the rms, so that it holds what is
+        certainly sky, not what the phase errors made (deconvolve.py).
     gridder: "coplanar" (default) = tclean's standard gridder plus an exact image-plane
         correction of the w-term for a coplanar snapshot (the DSA-110 is flat to
         ~0.7 m rms and an observation lasts 5 min; docs/imaging.md); "wproject" = CASA
@@ -93,6 +97,7 @@ class ImageOptions:
     drift: str = "beam"
     selfcal: bool = True
     selfcal_solint_s: float = 60.0
+    selfcal_model_sigma: float = 10.0
     major_gain: float = 0.8
     multiscale: bool = False
     gridder: str = "coplanar"
@@ -111,6 +116,8 @@ class ImageOptions:
             raise ValueError(f"drift must be one of {', '.join(DRIFT_MODELS)}, got {self.drift!r}")
         if self.selfcal_solint_s <= 0:
             raise ValueError("selfcal_solint_s must be > 0")
+        if self.selfcal_model_sigma <= 0:
+            raise ValueError("selfcal_model_sigma must be > 0")
         if not 0 < self.major_gain <= 1:
             raise ValueError("major_gain must be in (0, 1]")
         if self.gridder not in GRIDDERS:

@@ -40,7 +40,8 @@ def image_options(cfg):
                         mask_sigma=cfg.image_mask_sigma, nmajor=cfg.image_max_cycles,
                         imsize=cfg.image_imsize or None, cell_arcsec=cfg.image_cell_arcsec or None,
                         time_intervals=cfg.image_time_intervals, drift=cfg.image_drift,
-                        selfcal=cfg.image_selfcal, selfcal_solint_s=cfg.image_selfcal_solint_s)
+                        selfcal=cfg.image_selfcal, selfcal_solint_s=cfg.image_selfcal_solint_s,
+                        selfcal_model_sigma=cfg.image_selfcal_model_sigma)
 
 
 def prepare(ctx, job: Job) -> ImageOrder:
