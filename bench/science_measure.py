@@ -335,6 +335,38 @@ def _measure_images(home: Path, truth: dict, sigma_obs: float) -> dict:
     return res
 
 
+def flux_trend(home: Path, truth: dict, sigma_obs: float) -> dict:
+    """The calibration issue's flux-scale trend from the images themselves: per observation,
+    the median catalogue peak / true peak of point sources above 20 sigma (``flux_scale``)
+    against the time from the transit that set its amplitudes (state provenance), and the
+    least-squares slopes against |dt| and dt in % per 30 minutes."""
+    from contimg.state import Database, calibration
+
+    db = Database(home / "state.sqlite3")
+    rows = []
+    for rec in find_images(home):
+        obs_id = rec.name.split(".")[0]
+        r = measure_image(rec, truth, sigma_obs)
+        prov = calibration.provenance(db, obs_id) or {}
+        tab = (prov.get("tables") or {})
+        amp = tab.get("amplitude") or tab.get("gain")
+        if not r or r.get("flux_scale") is None or not amp:
+            continue
+        start = Time(datetime.strptime(obs_id, "%Y%m%dT%H%M%S"), scale="utc").jd
+        o = min(truth["observations"], key=lambda x: abs(x["start_jd"] - start))
+        mid_mjd = 0.5 * (o["start_jd"] + o["end_jd"]) - 2400000.5
+        rows.append({"observation": obs_id, "dt_min": round((mid_mjd - amp["transit_mjd"]) * 1440.0, 2),
+                     "amp_calibrator": amp["calibrator"], "flux_scale": round(float(r["flux_scale"]), 4)})
+    out = {"per_observation": rows}
+    if len(rows) >= 3:
+        dt = np.array([x["dt_min"] for x in rows])
+        f = np.array([x["flux_scale"] for x in rows])
+        out["slope_abs_pct_per_30min"] = round(float(np.polyfit(np.abs(dt), f, 1)[0]) * 3000.0, 3)
+        out["slope_pct_per_30min"] = round(float(np.polyfit(dt, f, 1)[0]) * 3000.0, 3)
+        out["scale_median"] = round(float(np.median(f)), 4)
+    return out
+
+
 def measure(home: Path) -> dict:
     truth, _ = load_truth(home)
     mosaics, published = find_mosaics(home)
@@ -365,4 +397,5 @@ def measure(home: Path) -> dict:
         res["flux_scale_error_max"] = max(scales) if scales else None
     res.update(measure_rfi(home, truth))
     res["sigma_obs_natural_jy"] = sigma_obs
+    res["flux_trend"] = flux_trend(home, truth, sigma_obs)
     return res
