@@ -90,6 +90,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("image", "drift", str, "beam", "ducc: how the intervals are modelled: beam (one image per sub-band, each interval predicted through its primary beam) or images (cleaned jointly, one PSF each; memory grows with the intervals)", choices=("beam", "images")),
     Option("image", "selfcal", bool, True, "ducc: one round of phase-only self-calibration against the observation's own CLEAN model (in memory; the flux scale stays the calibrator's), then CLEAN starts again on the corrected data"),
     Option("image", "selfcal_solint_s", float, 60.0, "ducc self-calibration: one phase per antenna per this many seconds", lo_open=True),
+    Option("image", "selfcal_min_phase_deg", float, 1.0, "ducc self-calibration: applied (and CLEAN restarted) only if the solved phases scatter by more than this (rms) and more than twice their own noise", lo=0.0),
     Option("image", "selfcal_model_sigma", float, 10.0, "ducc self-calibration: its model is CLEANed only down to this many times the noise, so that sidelobes made by the phase errors stay out of it", lo_open=True),
     Option("image", "max_cycles", int, 10, "major cycles at most (each one a full degrid + grid); the image record says if this bound", lo=1, hi=100),
     Option("image", "imsize", int, 0, "image size in pixels (0: cover the primary beam to 20 %)", hi=65536),

@@ -424,8 +424,36 @@ def test_issue15_selfcal_restarts_clean_so_components_made_by_phase_errors_leave
     off = {k: _off_source_flux(o["model"], sources) for k, o in out.items()}
     print(off, out["selfcal"]["deconvolution"]["selfcal"])
     assert out["selfcal"]["deconvolution"]["selfcal"]["model_sigma"] == 10.0
+    assert out["selfcal"]["deconvolution"]["selfcal"]["applied"] is True
     assert off["selfcal"] < 0.3 * off["none"], off
     assert off["selfcal"] < 2.0 * off["true phases"] + 0.01, off
+    y, x = _pixel(sources[0][1], sources[0][2])
+    flux = float(out["selfcal"]["model"][round(y) - 2:round(y) + 3, round(x) - 2:round(x) + 3].sum())
+    assert flux == pytest.approx(1.0, rel=0.03)
+
+
+def test_issue15_selfcal_is_not_applied_to_well_phased_data_and_clean_continues():
+    """Solutions within their own noise (the transit gains already hold) are not applied:
+    no second CLEAN from scratch, the model is the one CLEAN continued, as deep and as
+    clean as without self-calibration."""
+    from contimg.imaging import selfcal
+
+    uvw, vis, model_vis, ant1, ant2, time_s, _, sources = _corrupted_field(phase_deg=0.0)
+    iw = gridder.briggs_weights(uvw, FREQS, np.ones(vis.shape, np.float32), 0.0, SHAPE, CELL)
+    hook = engine_ducc.selfcal_step(ant1, ant2, time_s, selfcal.SelfcalOptions(60.0))
+    out = {}
+    for name, h in (("none", None), ("selfcal", hook)):
+        data = {"uvw": uvw, "vis": vis.copy(), "freqs": FREQS, "iw": iw.copy()}
+        out[name] = deconvolve.clean(data, [slice(0, FREQS.size)], SHAPE, CELL,
+                                     ImageOptions(backend="ducc", nsubbands=1), 100_000, 1, None, None, h)
+    sc = out["selfcal"]["deconvolution"]["selfcal"]
+    print(sc)
+    assert sc["applied"] is False and "not applied" in sc["decision"]
+    assert out["selfcal"]["deconvolution"]["stopped_by"] == "threshold"
+    rms = {k: float(np.std(o["residual"])) for k, o in out.items()}
+    assert rms["selfcal"] == pytest.approx(rms["none"], rel=0.1), rms
+    off = {k: _off_source_flux(o["model"], sources) for k, o in out.items()}
+    assert off["selfcal"] < 0.01, off
     y, x = _pixel(sources[0][1], sources[0][2])
     flux = float(out["selfcal"]["model"][round(y) - 2:round(y) + 3, round(x) - 2:round(x) + 3].sum())
     assert flux == pytest.approx(1.0, rel=0.03)

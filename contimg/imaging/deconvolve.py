@@ -26,7 +26,7 @@ the thermal residual and CLEAN components on the PSF's north-south sidelobes (th
 
 Self-calibration (``selfcal``, selfcal.py) solves against a model CLEANed only down to
 ``selfcal_model_sigma``, then CLEAN starts again from an empty model on the corrected
-data.  Continuing from the first model kept what CLEAN had built from the phase errors:
+data (or, if the solutions were too small to apply, continues from that model).  Continuing from the first model kept what CLEAN had built from the phase errors:
 on the realistic sky (seed 3, one observation) components at 3-4 % of a 1 Jy source on
 its first southern sidelobe, 25 arcsec out, which the mosaic catalogue listed as
 sources; restarted, 2.2-2.5 %, against 1-2 % with the simulator's true gains applied.
@@ -295,8 +295,9 @@ def clean(data: dict, bands: list[slice], shape, cell_rad: float, opts, niter: i
         model_vis = [predict(p, model[i], cell_rad, threads, intervals, ratios, i) for i, p in enumerate(parts)]
         figures = selfcal(parts, model_vis)
         del model_vis
-        model[...] = 0.0  # start again on the corrected data: nothing cleaned before the phases were right stays
-        dirty()
+        if figures.get("applied", True):
+            model[...] = 0.0  # start again on the corrected data: nothing cleaned before the phases were right stays
+            dirty()
         figures["seconds"] = round(time.monotonic() - t3, 2)
         figures["model_sigma"] = float(opts.selfcal_model_sigma)
         second = run_cycles(settings)

@@ -84,10 +84,14 @@ def drift_ratios(hdr, shape, freqs: np.ndarray, bands: list[slice], time_s: np.n
 
 
 def selfcal_step(ant1: np.ndarray, ant2: np.ndarray, time_s: np.ndarray, sc_opts):
-    """deconvolve.clean's self-calibration hook: solve against the model, correct in place."""
+    """deconvolve.clean's self-calibration hook: solve against the model and, if the
+    phases are worth it (selfcal.worth_applying), correct the data in place; the
+    figures' ``applied`` says which."""
     def run(parts: list[dict], model_vis: list[np.ndarray]) -> dict:
         gains, bins, figures = selfcal.solve(parts, model_vis, ant1, ant2, time_s, sc_opts)
-        selfcal.apply(parts, gains, bins, ant1, ant2)
+        figures["applied"], figures["decision"] = selfcal.worth_applying(figures, sc_opts)
+        if figures["applied"]:
+            selfcal.apply(parts, gains, bins, ant1, ant2)
         return figures
     return run
 
@@ -122,7 +126,8 @@ def ducc_images(ms: Path, column: str, summary: dict, cell: float, imsize: list[
         lap("drift_beams")
     self_calibrate = None
     if opts.selfcal and (ratios is not None or len(intervals) == 1):
-        self_calibrate = selfcal_step(ant1, ant2, time_s, selfcal.SelfcalOptions(opts.selfcal_solint_s))
+        sc_opts = selfcal.SelfcalOptions(opts.selfcal_solint_s, min_phase_deg=opts.selfcal_min_phase_deg)
+        self_calibrate = selfcal_step(ant1, ant2, time_s, sc_opts)
     with stdout_to_stderr():  # radler reports each cycle on fd 1: keep stdout for --json callers
         out = deconvolve.clean(data, bands, shape, cell_rad, opts, opts.niter_for("ducc"), nthreads,
                                intervals, ratios, self_calibrate)

@@ -67,6 +67,9 @@ class ImageOptions:
     selfcal_model_sigma: the model self-calibration solves against is CLEANed (and
         masked) only down to this many times the rms, so that it holds what is
         certainly sky, not what the phase errors made (deconvolve.py).
+    selfcal_min_phase_deg: the solutions are applied (and CLEAN restarted) only if their
+        rms exceeds this and twice their own noise; otherwise CLEAN continues from the
+        model, which then costs no more than no self-calibration (selfcal.worth_applying).
     gridder: "coplanar" (default) = tclean's standard gridder plus an exact image-plane
         correction of the w-term for a coplanar snapshot (the DSA-110 is flat to
         ~0.7 m rms and an observation lasts 5 min; docs/imaging.md); "wproject" = CASA
@@ -98,6 +101,7 @@ class ImageOptions:
     selfcal: bool = True
     selfcal_solint_s: float = 60.0
     selfcal_model_sigma: float = 10.0
+    selfcal_min_phase_deg: float = 1.0
     major_gain: float = 0.8
     multiscale: bool = False
     gridder: str = "coplanar"
@@ -118,6 +122,8 @@ class ImageOptions:
             raise ValueError("selfcal_solint_s must be > 0")
         if self.selfcal_model_sigma <= 0:
             raise ValueError("selfcal_model_sigma must be > 0")
+        if self.selfcal_min_phase_deg < 0:
+            raise ValueError("selfcal_min_phase_deg must be >= 0")
         if not 0 < self.major_gain <= 1:
             raise ValueError("major_gain must be in (0, 1]")
         if self.gridder not in GRIDDERS:

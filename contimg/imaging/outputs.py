@@ -106,9 +106,10 @@ def stamp_headers(products: Path, name: str, record: dict, provenance: dict | No
 def _selfcal_line(figures: dict | None) -> str | None:
     if not figures:
         return None
+    applied = "applied, CLEAN restarted" if figures.get("applied", True) else "not applied (within noise)"
     return (f"phase-only against the observation's own CLEAN model, solint {figures.get('solint_s')} s, "
             f"{figures.get('bins')} solutions per antenna, phase rms {figures.get('phase_rms_deg')} deg, "
-            f"failed (interpolated) {figures.get('failed_fraction')}")
+            f"failed (interpolated) {figures.get('failed_fraction')}; {applied}")
 
 
 def commit(products: Path, out_dir: Path, name: str) -> None:

@@ -41,7 +41,8 @@ def image_options(cfg):
                         imsize=cfg.image_imsize or None, cell_arcsec=cfg.image_cell_arcsec or None,
                         time_intervals=cfg.image_time_intervals, drift=cfg.image_drift,
                         selfcal=cfg.image_selfcal, selfcal_solint_s=cfg.image_selfcal_solint_s,
-                        selfcal_model_sigma=cfg.image_selfcal_model_sigma)
+                        selfcal_model_sigma=cfg.image_selfcal_model_sigma,
+                        selfcal_min_phase_deg=cfg.image_selfcal_min_phase_deg)
 
 
 def prepare(ctx, job: Job) -> ImageOrder:
