@@ -457,3 +457,21 @@ def test_issue15_selfcal_is_not_applied_to_well_phased_data_and_clean_continues(
     y, x = _pixel(sources[0][1], sources[0][2])
     flux = float(out["selfcal"]["model"][round(y) - 2:round(y) + 3, round(x) - 2:round(x) + 3].sum())
     assert flux == pytest.approx(1.0, rel=0.03)
+
+
+def test_issue15_selfcal_on_a_field_with_nothing_to_model_is_skipped_not_an_error():
+    """Pure noise: the 10-sigma self-calibration model is empty, so there is nothing to
+    solve against; CLEAN goes on as without self-calibration and the record says why."""
+    from contimg.imaging import selfcal
+
+    uvw, vis, _, ant1, ant2, time_s, _, _ = _corrupted_field(phase_deg=0.0)
+    rng = np.random.default_rng(1)
+    vis = (rng.normal(0, 0.05, vis.shape) + 1j * rng.normal(0, 0.05, vis.shape)).astype(np.complex64)
+    iw = gridder.briggs_weights(uvw, FREQS, np.ones(vis.shape, np.float32), 0.0, SHAPE, CELL)
+    hook = engine_ducc.selfcal_step(ant1, ant2, time_s, selfcal.SelfcalOptions(60.0))
+    out = deconvolve.clean({"uvw": uvw, "vis": vis, "freqs": FREQS, "iw": iw}, [slice(0, FREQS.size)],
+                           SHAPE, CELL, ImageOptions(backend="ducc", nsubbands=1), 100_000, 1, None, None, hook)
+    sc = out["deconvolution"]["selfcal"]
+    assert sc["applied"] is False and "no usable solutions" in sc["decision"]
+    assert out["deconvolution"]["stopped_by"] == "threshold"
+    assert np.isfinite(out["residual"]).all()

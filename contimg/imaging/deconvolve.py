@@ -26,10 +26,11 @@ the thermal residual and CLEAN components on the PSF's north-south sidelobes (th
 
 Self-calibration (``selfcal``, selfcal.py) solves against a model CLEANed only down to
 ``selfcal_model_sigma``, then CLEAN starts again from an empty model on the corrected
-data (or, if the solutions were too small to apply, continues from that model).  Continuing from the first model kept what CLEAN had built from the phase errors:
-on the realistic sky (seed 3, one observation) components at 3-4 % of a 1 Jy source on
-its first southern sidelobe, 25 arcsec out, which the mosaic catalogue listed as
-sources; restarted, 2.2-2.5 %, against 1-2 % with the simulator's true gains applied.
+data (or, if the solutions were too small to apply, continues from that model).
+Continuing from the first model kept what CLEAN had built from the phase errors: on the
+realistic sky (seed 3, one observation) components at 3-4 % of a 1 Jy source on its
+first southern sidelobe, 25 arcsec out, which the mosaic catalogue listed as sources;
+restarted, 2.2-2.5 %, against 1-2 % with the simulator's true gains applied.
 """
 
 from __future__ import annotations

@@ -42,7 +42,9 @@ def worth_applying(figures: dict, opts: SelfcalOptions) -> tuple[bool, str]:
     Why: applying costs a full CLEAN from scratch (deconvolve.clean), and where the
     transit gains already hold (the end-to-end test's sky: 0.05 deg rms at SNR 850) it
     changes nothing but the time."""
-    noise_deg = float(np.degrees(1.0 / max(figures["median_snr"], 1e-6)))
+    if not figures["median_snr"] > 0:
+        return False, "no usable solutions (nothing above the model threshold): not applied"
+    noise_deg = float(np.degrees(1.0 / figures["median_snr"]))
     floor = max(float(opts.min_phase_deg), 2.0 * noise_deg)
     if figures["phase_rms_deg"] > floor:
         return True, f"phase rms {figures['phase_rms_deg']:.2f} deg > {floor:.2f}"
