@@ -82,7 +82,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("calibrate", "phase_solint_s", float, 60.0, "per-observation phase-only calibration against sky_model.catalogue: one solution per this many seconds", lo_open=True),
     Option("sky_model", "catalogue", Path, None, "reference catalogue (CSV or FITS: ra_deg, dec_deg, flux_jy[, spectral_index]) for per-observation phase calibration; unset: none; unreadable: none, with a warning in status"),
     Option("image", "robust", float, 0.0, "Briggs robust parameter (-2 uniform-like .. 2 natural-like)", lo=-2.0, hi=2.0),
-    Option("image", "backend", str, "tclean", "imaging engine: tclean (CASA, the default) or ducc (ducc0 2-D gridder + radler CLEAN to 2 sigma in an auto-mask; docs/imaging.md)", choices=("tclean", "ducc")),
+    Option("image", "backend", str, "ducc", "imaging engine: ducc (the default: ducc0 2-D gridder + radler CLEAN to 2 sigma in an auto-mask, drift model, phase self-calibration) or tclean (CASA, the reference; capped CLEAN); docs/imaging.md", choices=("ducc", "tclean")),
     Option("image", "niter", int, 0, "maximum CLEAN iterations (0: the backend's default, tclean 1000, ducc 100000 as a guard only)", hi=10**9),
     Option("image", "threshold_sigma", float, 0.0, "CLEAN down to this many times the measured noise (0: the backend's default, tclean 4, ducc 2)"),
     Option("image", "mask_sigma", float, 4.0, "ducc: the automatic CLEAN mask holds components found down to this many times the noise", lo=0.5, hi=100.0),
