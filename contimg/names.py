@@ -129,6 +129,8 @@ def published_dir(products: Path, product_id: str) -> Path:
 CALTABLE_SUFFIX = {"bandpass": "bcal", "gain": "gcal"}
 AMPLITUDE_SUFFIX = "acal"
 PHASE_SUFFIX = "pcal"
+AUTOPOWER_SUFFIX = "apow"
+AUTOAMP_SUFFIX = "aucal"
 IMAGE_SUFFIX = {"image_fits": "image.fits", "residual_fits": "residual.fits", "pb_fits": "pb.fits",
                 "pbcor_fits": "pbcor.fits", "png": "png"}
 IMAGE_RECORD = "image.json"
@@ -143,6 +145,23 @@ def caltable_paths(out_dir: Path, set_name: str) -> dict[str, Path]:
 def amplitude_table_path(out_dir: Path, set_name: str) -> Path:
     """The gain amplitudes alone (``<set_name>.acal``), written when asked for."""
     return Path(out_dir) / f"{set_name}.{AMPLITUDE_SUFFIX}"
+
+
+def autopower_path(out_dir: Path, set_name: str) -> Path:
+    """A flux-scale set's autocorrelation power at its transit (``<set_name>.apow``)."""
+    return Path(out_dir) / f"{set_name}.{AUTOPOWER_SUFFIX}"
+
+
+def autopower_beside(table: Path) -> Path:
+    """The autocorrelation reference of the set that wrote amplitude table ``table``."""
+    table = Path(table)
+    return autopower_path(table.parent, table.name.rsplit(".", 1)[0])
+
+
+def autoamp_table_path(staging: Path, obs_id: str) -> Path:
+    """An observation's amplitude drift since the flux-scale transit, from its autocorrelations."""
+    name = f"{obs_id}_autoamp"
+    return caltable_dir(staging, name) / f"{name}.{AUTOAMP_SUFFIX}"
 
 
 def phase_set_name(obs_id: str) -> str:

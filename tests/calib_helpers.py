@@ -494,3 +494,63 @@ def phasecal_vs_truth(state: str, ms: str, manifest: str, out_dir: str, refants:
             "phase_rms_transit_only_deg": float(np.sqrt((et ** 2).mean())),
             "phase_p95_with_phasecal_deg": float(np.percentile(np.abs(ep), 95)),
             "phase_p95_transit_only_deg": float(np.percentile(np.abs(et), 95))}
+
+
+def autopower_vs_truth(state: str, ref_ms: str, ms: str, manifest: str, ref_index: int,
+                       obs_index: int, out: str, max_change: float = 0.2) -> dict:
+    """autopower.correction of ``ms`` against ``ref_ms``'s reference, beside the true
+    drift of each antenna's gain amplitude (observation means, from the manifest)."""
+    casa = _casa(state)
+    from contimg.calib.autopower import correction, write_reference
+    from contimg.calib.tables import read_solutions
+
+    out_p = Path(out)
+    ref = out_p / "ref.apow"
+    write_reference(Path(ref_ms), ref)
+    fig = correction(Path(ms), ref, out_p / "obs.aucal", max_change=max_change)
+    tb = casa.tools().table()
+    sol = read_solutions(tb, out_p / "obs.aucal")
+    tb.open(str(Path(ms) / "ANTENNA"))
+    names = [str(n) for n in tb.getcol("NAME")]
+    tb.close()
+    man = _manifest(manifest)
+    number = dict(zip(man["antennas"]["names"], man["antennas"]["numbers"]))
+    gnum = man["gain_antennas"]["numbers"]
+
+    def amp(i: int) -> np.ndarray:
+        o = man["observations"][i]
+        return np.abs(np.asarray(o["gains_re"]) + 1j * np.asarray(o["gains_im"])).mean(axis=0)
+
+    truth = amp(obs_index) / amp(ref_index)                    # (gain antennas, pol)
+    rows = []
+    for row, a in enumerate(sol["antenna1"]):
+        if names[a] in number:
+            rows.append({"antenna": names[a], "measured": np.abs(sol["cparam"][row, :, 0]).tolist(),
+                         "truth": truth[gnum.index(number[names[a]])].tolist(),
+                         "flagged": bool(sol["flag"][row].any())})
+    return {"figures": fig, "rows": rows}
+
+
+def autopower_without_autos(state: str, ms: str, out: str) -> dict:
+    """A copy of ``ms`` with every autocorrelation flagged (as a writer without them
+    leaves nothing usable either): write_reference's error."""
+    casa = _casa(state)
+    import shutil
+
+    from contimg.calib import CalibrationError
+    from contimg.calib.autopower import write_reference
+
+    copy = Path(out) / "noautos.ms"
+    shutil.copytree(ms, copy)
+    tb = casa.tools().table()
+    tb.open(str(copy), nomodify=False)
+    a1, a2 = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2")
+    sel = tb.selectrows(np.flatnonzero(a1 == a2).tolist())
+    sel.putcol("FLAG", np.ones(sel.getcol("FLAG").shape, bool))
+    sel.close()
+    tb.close()
+    try:
+        write_reference(copy, Path(out) / "x.apow")
+    except CalibrationError as exc:
+        return {"error": str(exc)}
+    return {"error": None}

@@ -90,7 +90,7 @@ def fill_failed(g: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 
 def solve_phase(ms: Path, out: Path, sources: list[Source], applied: list[Path], *,
-                refants: list[str], solint_s: float = 60.0, minsnr: float = 3.0,
+                refants: list[str], solint_s: float = 26.0, minsnr: float = 3.0,
                 uv_min_lambda: float = 100.0) -> dict:
     """Phase-only solutions of ``ms`` against ``sources`` on top of ``applied`` tables; writes ``out``."""
     t0 = time.monotonic()

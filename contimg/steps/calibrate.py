@@ -48,6 +48,7 @@ class CalibrateOrder(WorkOrder):
     apply_info: dict | None = None
     waiting: str | None = None        # why nothing is applied yet
     phase: dict | None = None         # per-observation sky-model phase calibration
+    autoamp: dict | None = None       # amplitude drift from the autocorrelations
     recheck_s: float = 0.0
 
 
@@ -176,14 +177,18 @@ def prepare(ctx, job: Job) -> CalibrateOrder | Decision:
                  "out": str(names.phase_table_path(cfg.staging, obs_id)),
                  "refants": refant_candidates(cfg.calibrate_refants),
                  "solint_s": cfg.calibrate_phase_solint_s, "uv_min_lambda": cfg.calibrate_uv_min_lambda}
-    outputs = tuple(p for p in (solve and solve.out_dir, phase and phase["out"]) if p)
+    autoamp = None
+    if cfg.calibrate_autocorr_amplitude:
+        autoamp = {"out": str(names.autoamp_table_path(cfg.staging, obs_id)),
+                   "max_change": cfg.calibrate_autocorr_max_change}
+    outputs = tuple(p for p in (solve and solve.out_dir, phase and phase["out"], autoamp and autoamp["out"]) if p)
     return CalibrateOrder(
         STEP, obs_id, root=str(cfg.staging), outputs=outputs, uses_casa=True,
         # applycal adds a CORRECTED_DATA column (and solving a model column): about the MS again
         need_bytes=float(ms.get("size_bytes") or 0), need_what="calibrating its Measurement Set",
         ms=str(ms["path"]), mid_mjd=ms["mid_mjd"], choice=choice,
         choice_is_new=new, solve=solve, apply=apply, apply_info=info,
-        waiting=chosen if isinstance(chosen, str) else None, phase=phase,
+        waiting=chosen if isinstance(chosen, str) else None, phase=phase, autoamp=autoamp,
         flag=None if flagged else {"engine": cfg.flag_engine, "strategy": cfg.flag_strategy,
                                    "base_threshold": cfg.flag_base_threshold or None,
                                    "time_sigma_s": cfg.flag_time_sigma_s or None,

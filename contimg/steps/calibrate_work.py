@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from contimg import names
 from contimg.paths import staged
 from contimg.state import Job, NextJob, calibration, jobs
 from contimg.steps.contract import Outcome, Status, StepError
@@ -39,6 +40,9 @@ def work(order, progress=None) -> dict:
     try:
         own = out.get("solved", {}).get("tables", {})
         paths = [Path(own[p[len(OWN):]]) if p.startswith(OWN) else Path(p) for p in order.apply]
+        out["autocorr"] = autocorr_amplitude(order, ms, paths[-1])
+        if out["autocorr"].get("table"):
+            paths.append(Path(out["autocorr"]["table"]))
         out["sky"] = phase_calibrate(order, ms, paths)
         if out["sky"].get("table"):
             paths.append(Path(out["sky"]["table"]))
@@ -78,6 +82,8 @@ def solve_set(order, ms: Path) -> dict:
     amp = result.params.get("amplitude_table") if plan.flux_scale else None
     if amp:
         tables["amplitude"] = str(amp)
+    if plan.flux_scale:
+        result.params["autopower"] = record_autopower(ms, names.autopower_path(Path(plan.out_dir), plan.set_name))
     return {"tables": tables, "refant": result.refant, "quality": result.quality,
             "params": {**result.params, "model": [s.name for s in sources],
                        "refant_candidates": list(plan.refants[:10]), "flux_scale": plan.flux_scale,
@@ -95,6 +101,40 @@ def model_sources(ms_path: Path, choice: dict) -> list:
     others = [s for s in sources_in_beam(ms_path, load_calibrators(compact_only=True), 0.01)
               if s.name != cal.name]
     return [cal, *others]
+
+
+def record_autopower(ms: Path, out: Path) -> dict:
+    """Keep the calibrator's autocorrelation power beside its amplitudes (the reference
+    for autocorr_amplitude); an MS without autocorrelations only loses that."""
+    from contimg.calib import CalibrationError
+    from contimg.calib.autopower import write_reference
+
+    try:
+        with staged(out) as tmp:
+            return {"table": str(out), **write_reference(ms, tmp)}
+    except (CalibrationError, OSError, RuntimeError) as exc:
+        return {"table": None, "note": f"no autocorrelation reference: {exc}"}
+
+
+def autocorr_amplitude(order, ms: Path, amplitude_table: Path) -> dict:
+    """The gain amplitude drift since the flux-scale transit (contimg.calib.autopower),
+    on top of ``amplitude_table`` (the last transit table: the one carrying the flux
+    scale).  Skipped with a note when switched off or when that set has no reference."""
+    from contimg.calib import CalibrationError
+    from contimg.calib.autopower import correction
+
+    if order.autoamp is None:
+        return {"table": None, "note": "calibrate.autocorr_amplitude is off"}
+    ref = names.autopower_beside(amplitude_table)
+    if not (ref / "table.dat").is_file():
+        return {"table": None, "note": f"no autocorrelation reference beside {amplitude_table.name}"}
+    out = Path(order.autoamp["out"])
+    try:
+        with staged(out) as tmp:
+            fig = correction(ms, ref, tmp, max_change=order.autoamp["max_change"])
+    except (CalibrationError, OSError, RuntimeError) as exc:
+        return {"table": None, "warning": f"autocorrelation amplitude correction skipped: {exc}"}
+    return {**fig, "table": str(out)}
 
 
 def phase_calibrate(order, ms_path: Path, applied: list[Path]) -> dict:
@@ -148,7 +188,7 @@ def record(ctx, job: Job, order, result: dict) -> Outcome:
             prov = {"tables": tables, "apply_order": result["apply_order"],
                     "flags": {k: flags.get(k) for k in ("engine", "strategy", "flagged_before",
                                                          "flagged_after", "bad_antennas")},
-                    "sky_model": result["sky"]}
+                    "sky_model": result["sky"], "autocorr": result.get("autocorr")}
             calibration.record_application_in(conn, obs_id, bp_id, g_id, result["figures"], prov)
 
     if "error" in result:   # registered what was solved and flagged; the job fails
