@@ -7,6 +7,11 @@ Sequence on a calibrator observation:
  2. StEFCal per channel and polarisation: g_i(nu), referenced to the first
     usable reference antenna; solutions below ``minsnr`` (or antennas with
     fewer than 4 baselines) flagged.
+ 2b. (``phase_track_s``) a second pass, the model corrupted by that g, band-averaged in
+    bins of about ``phase_track_s``: phase-only solutions phi_i(t); each baseline's scan
+    average is divided by its decorrelation |sum_t w_t exp(i (phi_i - phi_j))| / sum_t w_t
+    and step 2 is solved again, so phase wander within the scan no longer lowers the
+    amplitudes.
  3. Split g = B G: G_i = mean_nu |g_i| exp(i arg sum_nu w g_i) (the gain, one per
     scan and polarisation, carries the flux scale); B = g / G has mean amplitude
     ~1 (CASA's solnorm).  With ``gain_calmode="p"`` G keeps only its phase and
@@ -105,6 +110,11 @@ def bandpass_and_gain(ms: Path, sources: list[Source], opts: SolveOptions, paths
     ids = {n: i for i, n in enumerate(names)}
     g, ok, snr, _used = solve_arrays(avg, len(names), [ids[r] for r in refs], opts.minsnr)
     timings["solve"] = time.monotonic() - t0 - sum(timings.values())
+    track = {}
+    if opts.phase_track_s > 0 and avg.figures["integrations"] > 1:
+        track = undo_decorrelation(ms, sources, opts, avg, g[0], ok[0], [ids[r] for r in refs])
+        g, ok, snr, _used = solve_arrays(avg, len(names), [ids[r] for r in refs], opts.minsnr)
+        timings["phase_track"] = time.monotonic() - t0 - sum(timings.values())
     g, ok, snr = g[0], ok[0], snr[0]  # one bin: (nchan, nh, nant)
     ok &= ~weak_antennas(g, ok)[None, None, :]
     wsum = np.where(ok, snr ** 2, 0.0)
@@ -126,4 +136,34 @@ def bandpass_and_gain(ms: Path, sources: list[Source], opts: SolveOptions, paths
         write_table(ms, paths["amplitude"], "G Jones", table(np.abs(G)[None].astype(complex)),
                     table(~g_ok[None]), table(g_snr[None]), ref_id, [t_mid], [span])
     timings["write"] = time.monotonic() - t0 - sum(timings.values())
-    return {"refs": refs, "averaging": avg.figures, "timings": timings}
+    return {"refs": refs, "averaging": {**avg.figures, "phase_track": track}, "timings": timings}
+
+
+def undo_decorrelation(ms: Path, sources: list[Source], opts: SolveOptions, avg, g: np.ndarray,
+                       ok: np.ndarray, refs: list[int]) -> dict:
+    """Step 2b: divide ``avg.vis`` (in place) by each baseline's decorrelation over the scan.
+
+    ``g`` (nchan, nh, nant) is the first solve; phases per bin come from a band-averaged
+    pass with the model corrupted by it, so they are the wander about the scan mean."""
+    hands = np.flatnonzero(avg.hands)
+    nchan, nant = g.shape[0], g.shape[-1]
+    J = np.ones((nant, nchan, avg.hands.size), np.complex64)
+    J[..., hands] = np.moveaxis(np.where(ok, g, 0), -1, 0)        # flagged: no weight
+    per = accumulate(ms, sources, chanbin=nchan, uv_min_lambda=opts.uv_min_lambda,
+                     bin_seconds=opts.phase_track_s, jones=J)
+    if per.vis.shape[0] < 2:
+        return {"bins": int(per.vis.shape[0]), "median_decorrelation": 1.0}
+    gp, okp, _snr, _used = solve_arrays(per, nant, refs, opts.minsnr, phase_only=True)
+    ph = np.where(okp, gp, 1.0)[:, 0]                              # (nbin, nh, nant)
+    k1, k2 = avg.a1, avg.a2
+    w = per.weight[:, :, 0, :][..., hands]                          # (nbin, nbl, nh)
+    fringe = ph[:, :, k1] * np.conj(ph[:, :, k2])                  # (nbin, nh, nbl)
+    num = np.abs((w * np.moveaxis(fringe, 1, 2)).sum(axis=0))      # (nbl, nh)
+    den = w.sum(axis=0)
+    D = np.where(den > 0, num / np.where(den > 0, den, 1), 1.0)
+    D = np.clip(D, 0.5, 1.0)                                       # beyond that: not trusted
+    avg.vis[..., hands] /= D[None, :, None, :]
+    avg.weight[..., hands] *= (D ** 2)[None, :, None, :]
+    cross = avg.a1 != avg.a2
+    return {"bins": int(per.vis.shape[0]), "median_decorrelation": round(float(np.median(D[cross])), 5),
+            "min_decorrelation": round(float(D[cross].min()), 5)}
