@@ -94,6 +94,24 @@ class Worker:
 
 # ---- run in children -------------------------------------------------------------------
 
+def built_sim(tmp_path_factory, name: str, opts: dict, obs: list[int]):
+    """Module-fixture body: simulate + build_ms in a python-casacore child; yields build()'s result."""
+    w = Worker()
+    try:
+        yield w("build", out=str(tmp_path_factory.mktemp(name)), opts=opts, obs=obs)
+    finally:
+        w.close()
+
+
+def casa_child(tmp_path_factory):
+    """Module-fixture body: one CASA child (started once) called like ``child(fn, **kw)``."""
+    w = Worker(cwd=str(tmp_path_factory.mktemp("casa_state")))
+    try:
+        yield w
+    finally:
+        w.close()
+
+
 def build(out: str, opts: dict, obs: list[int]) -> dict:
     """simulate() into out/raw, then one MS per requested observation (python-casacore side)."""
     from contimg.msio import build_ms

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from calib_helpers import Worker
+from calib_helpers import built_sim, casa_child
 
 SIM = {"nants": 8, "nchan": 2, "observations": 7, "seed": 5, "n_field_sources": 0}
 REF = 3
@@ -18,18 +18,12 @@ REF = 3
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    w = Worker()
-    try:
-        yield w("build", out=str(tmp_path_factory.mktemp("autopower")), opts=SIM, obs=[0, REF, 6])
-    finally:
-        w.close()
+    yield from built_sim(tmp_path_factory, "autopower", SIM, [0, REF, 6])
 
 
 @pytest.fixture(scope="module")
 def child(tmp_path_factory):
-    w = Worker(cwd=str(tmp_path_factory.mktemp("casa_state")))
-    yield w
-    w.close()
+    yield from casa_child(tmp_path_factory)
 
 
 @pytest.mark.parametrize("obs", [0, 6])

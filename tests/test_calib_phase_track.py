@@ -10,7 +10,7 @@ noise, no field sources (calib_helpers, child processes)."""
 from __future__ import annotations
 
 import pytest
-from calib_helpers import Worker
+from calib_helpers import built_sim, casa_child
 
 SIM = {"nants": 16, "nchan": 4, "observations": 1, "seed": 8, "n_field_sources": 0,
        "phase_noise_deg": 7.0}
@@ -18,18 +18,12 @@ SIM = {"nants": 16, "nchan": 4, "observations": 1, "seed": 8, "n_field_sources":
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    w = Worker()
-    try:
-        yield w("build", out=str(tmp_path_factory.mktemp("phase_track")), opts=SIM, obs=[0])
-    finally:
-        w.close()
+    yield from built_sim(tmp_path_factory, "phase_track", SIM, [0])
 
 
 @pytest.fixture(scope="module")
 def child(tmp_path_factory):
-    w = Worker(cwd=str(tmp_path_factory.mktemp("casa_state")))
-    yield w
-    w.close()
+    yield from casa_child(tmp_path_factory)
 
 
 def test_issue13_phase_wander_within_the_scan_no_longer_lowers_the_gain_amplitudes(data, child, tmp_path):
