@@ -193,3 +193,23 @@ def test_issue13_catalogue_phase_calibration_is_applied_and_recorded(converted, 
         assert Path(sky["table"]).is_dir() and sky["catalogue"] == str(path) and sky["sources"]
         assert sky["flagged_fraction"] < 0.1 and sky["bins"] >= 4
     assert not [q for q in cli.json("status")["quarantined"] if q["status"] == "sky-model"]
+
+
+def test_issue13_a_calibrator_missing_from_the_catalogue_is_still_in_the_phase_model(converted, tmp_path, cli) -> None:
+    """A survey that lacks the bright calibrator in the field (seed 2's simulated one dropped
+    3C286: phases 60 deg off at its transit): the packaged calibrator joins the model."""
+    from contimg.astro.refcat import RefCatalog, write_refcat_csv
+
+    home = _copy_home(converted[0], tmp_path / "h")
+    cli.home = home
+    srcs = [s for s in converted[1]["sources"] if s.get("name") != "3C286"]
+    assert len(srcs) < len(converted[1]["sources"])
+    cat = RefCatalog.from_columns({k: [s[k] for s in srcs] for k in ("ra_deg", "dec_deg", "flux_jy",
+                                                                     "spectral_index")})
+    path = write_refcat_csv(tmp_path / "sky.csv", cat)
+    res = cli.proc("calibrate", "--json", env={"CONTIMG_SKY_MODEL_CATALOGUE": str(path)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    db = Database(home / "state.sqlite3")
+    obs = sorted(m["observation_id"] for m in db.conn.execute("SELECT observation_id FROM measurement_sets"))
+    sky = calibration.provenance(db, obs[1])["sky_model"]
+    assert "3C286" in sky["source_names"] and sky["flagged_fraction"] < 0.1, sky

@@ -158,7 +158,7 @@ def phase_calibrate(order, ms_path: Path, applied: list[Path]) -> dict:
     except (RefCatError, CalibrationError, OSError) as exc:
         return {"catalogue": p["catalogue"], "table": None,
                 "warning": f"sky-model phase calibration skipped: {exc}"}
-    return {"catalogue": p["catalogue"], "table": str(out), "sources": [s.name for s in sources], **fig}
+    return {"catalogue": p["catalogue"], "table": str(out), **fig, "source_names": [s.name for s in sources]}
 
 
 def record(ctx, job: Job, order, result: dict) -> Outcome:
