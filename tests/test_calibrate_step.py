@@ -172,21 +172,27 @@ def test_issue13_corrupt_or_missing_catalogue_falls_back_with_warning_in_status(
     assert "not found" in prov["sky_model"]["warning"] and "none.csv" in prov["sky_model"]["warning"]
 
 
-def test_issue13_catalogue_phase_calibration_is_applied_and_recorded(converted, tmp_path, cli) -> None:
-    """With a readable catalogue (the simulated sky), each observation gets its own phase-only
-    table on top of the transit tables, recorded in the provenance; no warning in status."""
+def _calibrate_with_catalogue(converted, tmp_path, cli, sources: list[dict]):
+    """`contimg calibrate` on a copy of the converted home with ``sources`` as the reference
+    catalogue; returns (catalogue path, database, observation IDs)."""
     from contimg.astro.refcat import RefCatalog, write_refcat_csv
 
     home = _copy_home(converted[0], tmp_path / "h")
     cli.home = home
-    srcs = converted[1]["sources"]
-    cat = RefCatalog.from_columns({k: [s[k] for s in srcs] for k in ("ra_deg", "dec_deg", "flux_jy",
-                                                                     "spectral_index")})
+    cat = RefCatalog.from_columns({k: [s[k] for s in sources] for k in ("ra_deg", "dec_deg", "flux_jy",
+                                                                        "spectral_index")})
     path = write_refcat_csv(tmp_path / "sky.csv", cat)
     res = cli.proc("calibrate", "--json", env={"CONTIMG_SKY_MODEL_CATALOGUE": str(path)})
     assert res.returncode == 0, res.stderr[-3000:]
     db = Database(home / "state.sqlite3")
     obs = sorted(m["observation_id"] for m in db.conn.execute("SELECT observation_id FROM measurement_sets"))
+    return path, db, obs
+
+
+def test_issue13_catalogue_phase_calibration_is_applied_and_recorded(converted, tmp_path, cli) -> None:
+    """With a readable catalogue (the simulated sky), each observation gets its own phase-only
+    table on top of the transit tables, recorded in the provenance; no warning in status."""
+    path, db, obs = _calibrate_with_catalogue(converted, tmp_path, cli, converted[1]["sources"])
     for o in obs:
         sky = calibration.provenance(db, o)["sky_model"]
         assert "warning" not in sky, sky
@@ -198,18 +204,8 @@ def test_issue13_catalogue_phase_calibration_is_applied_and_recorded(converted, 
 def test_issue13_a_calibrator_missing_from_the_catalogue_is_still_in_the_phase_model(converted, tmp_path, cli) -> None:
     """A survey that lacks the bright calibrator in the field (seed 2's simulated one dropped
     3C286: phases 60 deg off at its transit): the packaged calibrator joins the model."""
-    from contimg.astro.refcat import RefCatalog, write_refcat_csv
-
-    home = _copy_home(converted[0], tmp_path / "h")
-    cli.home = home
     srcs = [s for s in converted[1]["sources"] if s.get("name") != "3C286"]
     assert len(srcs) < len(converted[1]["sources"])
-    cat = RefCatalog.from_columns({k: [s[k] for s in srcs] for k in ("ra_deg", "dec_deg", "flux_jy",
-                                                                     "spectral_index")})
-    path = write_refcat_csv(tmp_path / "sky.csv", cat)
-    res = cli.proc("calibrate", "--json", env={"CONTIMG_SKY_MODEL_CATALOGUE": str(path)})
-    assert res.returncode == 0, res.stderr[-3000:]
-    db = Database(home / "state.sqlite3")
-    obs = sorted(m["observation_id"] for m in db.conn.execute("SELECT observation_id FROM measurement_sets"))
+    _path, db, obs = _calibrate_with_catalogue(converted, tmp_path, cli, srcs)
     sky = calibration.provenance(db, obs[1])["sky_model"]
     assert "3C286" in sky["source_names"] and sky["flagged_fraction"] < 0.1, sky
