@@ -250,9 +250,11 @@ def test_issue16_reprocess_makes_a_second_image_version_while_watch_goes_on(tmp_
     assert v1.is_file() and v2.is_file() and v1.parent != v2.parent
     from astropy.io import fits
 
-    # another weighting: another synthesized beam and other pixels (v1 untouched)
+    # another weighting: another synthesized beam and other pixels (v1 untouched); the beam
+    # fit is deterministic, so any change shows the option was used (ducc, the default,
+    # 8 antennas and 1 channel: 2.3 % narrower at robust -1; tclean: more than 5 %)
     b1, b2 = fits.getheader(v1)["BMAJ"], fits.getheader(v2)["BMAJ"]
-    assert abs(b2 - b1) > 0.05 * b1, (b1, b2)
+    assert abs(b2 - b1) > 0.01 * b1, (b1, b2)
     assert not np.array_equal(fits.getdata(v1), fits.getdata(v2))
     assert listed[0]["figures"]["beam_major_arcsec"] == pytest.approx(b1 * 3600, rel=1e-3)
     current = db.query("SELECT dir, version FROM images WHERE observation_id = ?", (obs1,))[0]
