@@ -84,7 +84,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("calibrate", "phase_solint_s", float, 26.0, "per-observation phase-only calibration against sky_model.catalogue: one solution per this many seconds (two 12.9 s integrations: the simulated 7 deg phase noise left 3.4 deg rms at 60 s, 1.9 at 26 s, 1.7 at 13 s; docs/calibration.md)", lo_open=True),
     Option("sky_model", "catalogue", Path, None, "reference catalogue (CSV or FITS: ra_deg, dec_deg, flux_jy[, spectral_index]) for per-observation phase calibration; unset: none; unreadable: none, with a warning in status"),
     Option("image", "robust", float, 0.0, "Briggs robust parameter (-2 uniform-like .. 2 natural-like)", lo=-2.0, hi=2.0),
-    Option("image", "backend", str, "ducc", "imaging engine: ducc (the default: ducc0 2-D gridder + radler CLEAN to 2 sigma in an auto-mask, drift model, phase self-calibration) or tclean (CASA, the reference; capped CLEAN); docs/imaging.md", choices=("ducc", "tclean")),
+    Option("image", "backend", str, "tclean", "imaging engine: tclean (CASA, the default; capped CLEAN) or ducc (ducc0 2-D gridder + radler CLEAN to 2 sigma in an auto-mask, drift model, phase self-calibration: meets the catalogue bounds, not yet pixel-identical between runs; docs/imaging.md)", choices=("tclean", "ducc")),
     Option("image", "niter", int, 0, "maximum CLEAN iterations (0: the backend's default, tclean 1000, ducc 100000 as a guard only)", hi=10**9),
     Option("image", "threshold_sigma", float, 0.0, "CLEAN down to this many times the measured noise (0: the backend's default, tclean 4, ducc 2)"),
     Option("image", "mask_sigma", float, 4.0, "ducc: the automatic CLEAN mask holds components found down to this many times the noise", lo=0.5, hi=100.0),

@@ -251,7 +251,7 @@ def test_issue16_reprocess_makes_a_second_image_version_while_watch_goes_on(tmp_
     from astropy.io import fits
 
     # another weighting: another synthesized beam and other pixels (v1 untouched); the beam
-    # fit is deterministic, so any change shows the option was used (ducc, the default,
+    # fit is deterministic, so any change shows the option was used (ducc,
     # 8 antennas and 1 channel: 2.3 % narrower at robust -1; tclean: more than 5 %)
     b1, b2 = fits.getheader(v1)["BMAJ"], fits.getheader(v2)["BMAJ"]
     assert abs(b2 - b1) > 0.01 * b1, (b1, b2)

@@ -21,7 +21,7 @@ class ImagingError(RuntimeError):
 class ImageOptions:
     """How to image one observation.
 
-    backend: "ducc" (default) or "tclean" (CASA, the reference): ducc0's wgridder in 2-D for gridding,
+    backend: "tclean" (default, CASA) or "ducc": ducc0's wgridder in 2-D for gridding,
         degridding and the PSF, radler (WSClean's deconvolver) for the minor cycle,
         joined-channel over ``nsubbands`` sub-bands with a ``spectral_terms`` polynomial, inside an automatic
         mask (components found down to ``mask_sigma`` x the rms) down to
@@ -29,8 +29,8 @@ class ImageOptions:
         ``rms_window`` > 0 uses radler's local rms in windows of that many beams instead
         (off: in radler 1.2 it left bright sources under-cleaned, docs/imaging.md).  The
         w-term is written into the FITS header (PV2_1/PV2_2), not resampled.
-        ducc is the default since it meets the catalogue bounds on the realistic sky,
-        which capped tclean does not (docs/imaging.md, "Why ducc is the default").
+        ducc is not the default yet: it meets the catalogue bounds on the realistic sky, but
+        its images are not pixel-identical between runs (docs/imaging.md).
     robust: Briggs robustness (0 = between natural and uniform).
     imsize: pixels per side; None = derive: the field where the HA- and band-averaged
         primary beam is >= pb_cutoff (about 4 deg across, wider in RA by the drift), plus
@@ -91,7 +91,7 @@ class ImageOptions:
     nmajor: int = 10
     cyclefactor: float = 0.5
     threshold_sigma: float | None = None
-    backend: str = "ducc"
+    backend: str = "tclean"
     mask_sigma: float = 4.0
     rms_window: float = 0.0
     nsubbands: int = 2
