@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .fastsolve import antenna_names
 from .tables import write_table
 from .types import CalibrationError
 
@@ -49,7 +50,7 @@ def auto_power(ms: Path) -> tuple[np.ndarray, float, float]:
             sel.close()
     finally:
         tb.close()
-    nant = _antenna_count(ms)
+    nant = len(antenna_names(ms))
     hands = [0, data.shape[0] - 1]                  # XX and YY of 2 or 4 correlations
     power = np.where(flag[hands], np.nan, data[hands].real)
     ants = a1[rows]
@@ -61,17 +62,6 @@ def auto_power(ms: Path) -> tuple[np.ndarray, float, float]:
     if not np.isfinite(out).any():
         raise CalibrationError(f"{ms}: no unflagged autocorrelations")
     return out, float(0.5 * (times.min() + times.max())), float(np.ptp(times)) or 1.0
-
-
-def _antenna_count(ms: Path) -> int:
-    from contimg import casa
-
-    tb = casa.tools().table()
-    tb.open(str(Path(ms) / "ANTENNA"))
-    try:
-        return int(tb.nrows())
-    finally:
-        tb.close()
 
 
 def write_reference(ms: Path, out: Path) -> dict:
